@@ -1,0 +1,75 @@
+"""tickactors' boundary with the outside world.
+
+The data model, the contracts a store and an executor satisfy, the errors,
+schedule arithmetic, and the stock stores and executors. Nothing here imports
+``actors``.
+"""
+
+from __future__ import annotations
+
+from protocols.contracts import Executor, RunPromise, TaskControlService, TaskStore
+from protocols.errors import (
+    InvalidTaskOptions,
+    RunAlreadyQueued,
+    RunCanceled,
+    RunNotDueYet,
+    RunNotFinished,
+    RunNotFound,
+    SchedulerError,
+    SchedulerNotStarted,
+    TaskAlreadyClaimed,
+    TaskNotClaimed,
+    TaskNotFound,
+)
+from protocols.executors import (
+    Promise,
+    SubprocessExecutor,
+    ThreadExecutor,
+    WaitOnlyPromise,
+    full_promise,
+)
+from protocols.model import (
+    LogEntry,
+    QueuedRun,
+    Run,
+    RunCreation,
+    RunResult,
+    RunStatus,
+    Task,
+    TaskStatus,
+)
+from protocols.options import TaskOptions
+from protocols.stores import MemoryStore
+
+__all__ = [
+    "Executor",
+    "InvalidTaskOptions",
+    "LogEntry",
+    "MemoryStore",
+    "Promise",
+    "QueuedRun",
+    "Run",
+    "RunAlreadyQueued",
+    "RunCanceled",
+    "RunCreation",
+    "RunNotDueYet",
+    "RunNotFinished",
+    "RunNotFound",
+    "RunPromise",
+    "RunResult",
+    "RunStatus",
+    "SchedulerError",
+    "SchedulerNotStarted",
+    "SubprocessExecutor",
+    "Task",
+    "TaskAlreadyClaimed",
+    "TaskControlService",
+    "TaskNotClaimed",
+    "TaskNotFound",
+    "TaskOptions",
+    "TaskStatus",
+    "TaskStore",
+    "ThreadExecutor",
+    "WaitOnlyPromise",
+    "full_promise",
+]

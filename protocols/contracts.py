@@ -1,0 +1,127 @@
+"""The contracts: what the scheduler needs from a store and an executor.
+
+Each is a :class:`typing.Protocol`, so any object of the right shape plugs in; no
+inheritance is needed. Pre- and post-conditions are documented once, here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+from protocols.model import QueuedRun, Run, RunCreation, RunResult, RunStatus, Task
+
+__all__ = ["Executor", "RunPromise", "TaskControlService", "TaskStore"]
+
+
+@runtime_checkable
+class RunPromise(Protocol):
+    """A run in progress whose result is not known yet.
+
+    - ``wait(timeout)`` blocks until the result is in and returns it; it may be
+      called from several threads and every call returns the same result. It
+      raises :class:`~protocols.errors.RunCanceled` once the promise was cancelled,
+      and :class:`TimeoutError` if ``timeout`` seconds pass first.
+    - ``cancel()`` is thread-safe and a no-op once the result is in.
+    - ``add_done_callback(fn)`` calls ``fn(promise)`` exactly once when the promise
+      completes or is cancelled: at once (in the caller's thread) if it already has,
+      otherwise from whichever thread completes it.
+    """
+
+    @property
+    def run(self) -> QueuedRun: ...
+
+    def wait(self, timeout: float | None = None) -> RunResult: ...
+
+    def cancel(self) -> None: ...
+
+    def add_done_callback(self, fn: Callable[[RunPromise], None]) -> None: ...
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Starts runs.
+
+    - ``execute(run)`` begins the run and returns its promise without waiting for
+      it. It may raise: the scheduler then fails the run with
+      ``Run failed to begin execution: <error>``.
+    - ``wait()`` blocks until every promise this executor created has finished.
+    """
+
+    def execute(self, run: QueuedRun) -> RunPromise: ...
+
+    def wait(self) -> None: ...
+
+
+@runtime_checkable
+class TaskControlService(Protocol):
+    """What the scheduler asks of a store while it runs tasks.
+
+    - ``create_next_run(task_id, now)``: manual runs first, FIFO, whatever ``now``;
+      otherwise the run for the next slot after ``latest`` (the latest completed
+      scheduled slot or the latest scheduled run in progress) if its due time
+      (slot + offset) is ``<= now``, else :class:`~protocols.errors.RunNotDueYet`
+      with ``due_at``. The returned run is recorded as in progress, status
+      scheduled, and carries the task's script.
+    - ``next_due_run(task_id)``: the due time of the next slot.
+    - ``currently_running(task_id)``: runs created and not finished.
+    - ``manual_runs(task_id)``: manual runs waiting in the queue, in order.
+    - ``finish_run(task_id, run_id)``: the run leaves the in-progress set; for a
+      scheduled (not manual) run, latest completed becomes
+      ``max(latest completed, scheduled_for)``. Returns the finished run.
+    - ``update_run_state`` / ``add_run_log``: record the run's status and log.
+
+    Unknown tasks raise :class:`~protocols.errors.TaskNotFound`, unknown runs
+    :class:`~protocols.errors.RunNotFound`.
+    """
+
+    def create_next_run(self, task_id: str, now: int) -> RunCreation: ...
+
+    def next_due_run(self, task_id: str) -> int: ...
+
+    def currently_running(self, task_id: str) -> list[Run]: ...
+
+    def manual_runs(self, task_id: str) -> list[Run]: ...
+
+    def finish_run(self, task_id: str, run_id: int) -> Run: ...
+
+    def update_run_state(
+        self, task_id: str, run_id: int, when: float, status: RunStatus
+    ) -> None: ...
+
+    def add_run_log(self, task_id: str, run_id: int, when: float, message: str) -> None: ...
+
+
+@runtime_checkable
+class TaskStore(TaskControlService, Protocol):
+    """A :class:`TaskControlService` plus task and run management.
+
+    - ``add_task(task, latest_completed=None)``: ``None`` means the current time
+      (no catch-up of earlier slots).
+    - ``update_task(task, latest_completed=None)``: ``None`` keeps the stored value,
+      so missed slots are caught up on re-activation unless the caller passes the
+      current time.
+    - ``force_run(task_id, scheduled_for)``: queue a manual run for that slot
+      (:class:`~protocols.errors.RunAlreadyQueued` if one for the same slot waits).
+    - ``retry_run(task_id, run_id)``: queue a copy of a finished run under a new id.
+    - ``find_runs(task_id)``: every run, by ``scheduled_for`` then id, descending.
+    - ``find_run(task_id, run_id)``: one run, with its log.
+    """
+
+    def add_task(self, task: Task, *, latest_completed: int | None = None) -> None: ...
+
+    def update_task(self, task: Task, *, latest_completed: int | None = None) -> None: ...
+
+    def remove_task(self, task_id: str) -> None: ...
+
+    def get_task(self, task_id: str) -> Task: ...
+
+    def list_tasks(self) -> list[Task]: ...
+
+    def force_run(self, task_id: str, scheduled_for: int) -> Run: ...
+
+    def retry_run(self, task_id: str, run_id: int) -> Run: ...
+
+    def find_runs(self, task_id: str) -> list[Run]: ...
+
+    def find_run(self, task_id: str, run_id: int) -> Run: ...

@@ -1,0 +1,138 @@
+"""The data model: immutable attrs classes shared by stores, executors and actors.
+
+Times used for scheduling are ``int`` Unix seconds (UTC); times recorded about
+what happened (``started_at``, log lines) are ``float`` Unix seconds.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+
+from protocols.options import TaskOptions
+
+__all__ = [
+    "LogEntry",
+    "QueuedRun",
+    "Run",
+    "RunCreation",
+    "RunResult",
+    "RunStatus",
+    "Task",
+    "TaskStatus",
+]
+
+
+class TaskStatus(str, enum.Enum):
+    """Whether a task creates runs."""
+
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+
+
+class RunStatus(str, enum.Enum):
+    """A run goes scheduled -> started -> one of success, failed, canceled."""
+
+    SCHEDULED = "scheduled"
+    STARTED = "started"
+    SUCCESS = "success"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True for success, failed and canceled."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.CANCELED})
+
+
+@attrs.frozen
+class Task:
+    """A task: what to run (``script``) and when (``options``)."""
+
+    id: str
+    options: TaskOptions
+    status: TaskStatus = attrs.field(default=TaskStatus.ACTIVE, converter=TaskStatus)
+    script: str = ""
+
+    @property
+    def active(self) -> bool:
+        """True when the task creates runs."""
+        return self.status is TaskStatus.ACTIVE
+
+
+@attrs.frozen
+class QueuedRun:
+    """A run that has an id but has not necessarily started.
+
+    ``scheduled_for`` is the slot the run is for; ``due_at`` when it became due;
+    ``requested_at`` is non-zero for manual runs; ``script`` is the task's script.
+    """
+
+    task_id: str
+    run_id: int
+    scheduled_for: int
+    due_at: int
+    requested_at: int = 0
+    script: str = ""
+
+    @property
+    def is_manual(self) -> bool:
+        """True for a run queued by ``force_run`` or ``retry_run``."""
+        return self.requested_at != 0
+
+
+@attrs.frozen
+class RunCreation:
+    """What ``create_next_run`` returns: the run, the next due time, whether a queue waits."""
+
+    created: QueuedRun
+    next_due: int
+    has_queue: bool
+
+
+@attrs.frozen
+class LogEntry:
+    """One line of a run's log."""
+
+    when: float
+    message: str
+
+
+@attrs.frozen
+class Run:
+    """A run as the store records it."""
+
+    id: int
+    task_id: str
+    status: RunStatus = attrs.field(converter=RunStatus)
+    scheduled_for: int
+    requested_at: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    log: tuple[LogEntry, ...] = attrs.field(default=(), converter=tuple)
+
+
+def _freeze_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value or {}))
+
+
+@attrs.frozen
+class RunResult:
+    """What a :class:`~protocols.RunPromise` resolves to.
+
+    ``error`` is set when the run failed; ``statistics`` is logged as one JSON line
+    on success.
+    """
+
+    error: BaseException | None = None
+    retryable: bool = False
+    statistics: Mapping[str, Any] = attrs.field(
+        factory=dict, converter=_freeze_mapping, hash=False
+    )

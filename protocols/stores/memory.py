@@ -1,0 +1,7 @@
+"""PLACEHOLDER: the in-memory TaskStore (being written)."""
+
+from __future__ import annotations
+
+
+class MemoryStore:
+    pass
