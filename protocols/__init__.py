@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from protocols.contracts import Executor, RunPromise, TaskControlService, TaskStore
 from protocols.errors import (
+    InvalidScript,
     InvalidTaskOptions,
     RunAlreadyQueued,
     RunCanceled,
@@ -18,6 +19,7 @@ from protocols.errors import (
     SchedulerError,
     SchedulerNotStarted,
     TaskAlreadyClaimed,
+    TaskAlreadyExists,
     TaskNotClaimed,
     TaskNotFound,
 )
@@ -43,6 +45,7 @@ from protocols.stores import MemoryStore
 
 __all__ = [
     "Executor",
+    "InvalidScript",
     "InvalidTaskOptions",
     "LogEntry",
     "MemoryStore",
@@ -63,6 +66,7 @@ __all__ = [
     "SubprocessExecutor",
     "Task",
     "TaskAlreadyClaimed",
+    "TaskAlreadyExists",
     "TaskControlService",
     "TaskNotClaimed",
     "TaskNotFound",

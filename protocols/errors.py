@@ -11,6 +11,7 @@ import datetime
 from collections.abc import Iterable
 
 __all__ = [
+    "InvalidScript",
     "InvalidTaskOptions",
     "RunAlreadyQueued",
     "RunCanceled",
@@ -20,6 +21,7 @@ __all__ = [
     "SchedulerError",
     "SchedulerNotStarted",
     "TaskAlreadyClaimed",
+    "TaskAlreadyExists",
     "TaskNotClaimed",
     "TaskNotFound",
 ]
@@ -123,6 +125,22 @@ class RunNotFinished(SchedulerError, ValueError):
             or f"run not finished: run {run_id!r} of task {task_id!r} is still in flight; "
             "only a finished run (success, failed or canceled) can be retried"
         )
+
+
+class TaskAlreadyExists(SchedulerError, ValueError):
+    """``add_task`` was given an id the store already holds."""
+
+    def __init__(self, task_id: str = "", message: str | None = None) -> None:
+        self.task_id = task_id
+        super().__init__(
+            message
+            or f"task already exists: the store already holds a task with id {task_id!r} "
+            "(use update_task to change it)"
+        )
+
+
+class InvalidScript(SchedulerError, ValueError):
+    """An executor cannot make sense of a run's script."""
 
 
 class InvalidTaskOptions(SchedulerError, ValueError):
