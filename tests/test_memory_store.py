@@ -1,0 +1,170 @@
+"""MemoryStore: the TaskStore contract suite, plus what only the memory store promises."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import attrs
+import pytest
+
+pytest.register_assert_rewrite("protocols.testing.store_contract")
+
+from protocols import MemoryStore, RunStatus, TaskStore  # noqa: E402
+from protocols.testing.store_contract import (  # noqa: E402
+    FakeClock,
+    TaskStoreContract,
+    make_task,
+)
+
+
+class TestMemoryStoreContract(TaskStoreContract):
+    """The contract suite, run against MemoryStore."""
+
+    def make_store(self, clock: Callable[[], float]) -> TaskStore:
+        """A fresh MemoryStore on the suite's clock."""
+        return MemoryStore(clock=clock)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A controllable clock at 1000.0."""
+    return FakeClock(1_000.0)
+
+
+@pytest.fixture
+def store(clock: FakeClock) -> MemoryStore:
+    """A MemoryStore with one task t1, every 10 s, latest completed 100."""
+    store = MemoryStore(clock=clock)
+    store.add_task(make_task("t1"), latest_completed=100)
+    return store
+
+
+def test_run_ids_start_at_one(store: MemoryStore) -> None:
+    """The first run id of a store is 1, then 2, 3..."""
+    ids = [store.create_next_run("t1", 200).created.run_id for _ in range(3)]
+    assert ids == [1, 2, 3]
+
+
+def test_latest_completed_reads_the_stored_value(store: MemoryStore) -> None:
+    """latest_completed follows finished scheduled runs only."""
+    assert store.latest_completed("t1") == 100
+    first = store.create_next_run("t1", 120).created
+    second = store.create_next_run("t1", 120).created
+    assert store.latest_completed("t1") == 100
+    store.finish_run("t1", first.run_id)
+    assert store.latest_completed("t1") == 110
+    store.force_run("t1", 9_000)
+    manual = store.create_next_run("t1", 120).created
+    store.finish_run("t1", manual.run_id)
+    assert store.latest_completed("t1") == 110
+    store.finish_run("t1", second.run_id)
+    assert store.latest_completed("t1") == 120
+
+
+def test_add_task_default_latest_completed_truncates_clock(clock: FakeClock) -> None:
+    """add_task without latest_completed stores int(clock())."""
+    clock.set(1_234.99)
+    store = MemoryStore(clock=clock)
+    store.add_task(make_task("t1"))
+    assert store.latest_completed("t1") == 1_234
+
+
+def test_store_ignores_task_status(store: MemoryStore) -> None:
+    """An inactive task still gets a run when asked: activity is the scheduler's call."""
+    store.update_task(make_task("t1", status="inactive"))  # type: ignore[arg-type]
+    assert store.create_next_run("t1", 110).created.scheduled_for == 110
+
+
+def test_returned_objects_are_immutable(store: MemoryStore) -> None:
+    """Tasks, runs, run creations and log entries returned cannot be changed."""
+    creation = store.create_next_run("t1", 110)
+    store.add_run_log("t1", creation.created.run_id, 1.0, "line")
+    run = store.find_run("t1", creation.created.run_id)
+    task = store.get_task("t1")
+    for obj, field in [
+        (creation, "has_queue"),
+        (creation.created, "scheduled_for"),
+        (run, "status"),
+        (run.log[0], "message"),
+        (task, "script"),
+    ]:
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            setattr(obj, field, None)
+    assert isinstance(run.log, tuple)
+
+
+def test_returned_runs_are_snapshots(store: MemoryStore) -> None:
+    """A Run returned earlier does not change when the store's run does."""
+    created = store.create_next_run("t1", 110).created
+    before = store.find_run("t1", created.run_id)
+    store.update_run_state("t1", created.run_id, 1.0, RunStatus.STARTED)
+    store.add_run_log("t1", created.run_id, 1.0, "line")
+    assert before.status is RunStatus.SCHEDULED
+    assert before.log == ()
+    assert store.find_run("t1", created.run_id).status is RunStatus.STARTED
+
+
+def test_update_run_state_accepts_status_string(store: MemoryStore) -> None:
+    """A status given as its string value is stored as the RunStatus member."""
+    created = store.create_next_run("t1", 110).created
+    store.update_run_state("t1", created.run_id, 2.0, "started")  # type: ignore[arg-type]
+    run = store.find_run("t1", created.run_id)
+    assert (run.status, run.started_at) == (RunStatus.STARTED, 2.0)
+
+
+def test_max_finished_runs_drops_oldest_finished(clock: FakeClock) -> None:
+    """With max_finished_runs, each task keeps only that many finished runs."""
+    store = MemoryStore(clock=clock, max_finished_runs=2)
+    store.add_task(make_task("t1"), latest_completed=100)
+    ids = [store.create_next_run("t1", 200).created.run_id for _ in range(4)]
+    for run_id in ids[:3]:
+        store.finish_run("t1", run_id)
+    assert [run.id for run in store.find_runs("t1")] == [ids[3], ids[2], ids[1]]
+    assert store.find_run("t1", ids[3]).finished_at is None
+    assert store.latest_completed("t1") == 130
+
+
+def test_max_finished_runs_must_not_be_negative() -> None:
+    """A negative max_finished_runs is refused."""
+    with pytest.raises(ValueError, match="max_finished_runs"):
+        MemoryStore(max_finished_runs=-1)
+
+
+def test_contended_single_task_threads(clock: FakeClock) -> None:
+    """Threads racing on one task, with manual runs mixed in, never lose or repeat a slot."""
+    store = MemoryStore(clock=clock)
+    store.add_task(make_task("t1"), latest_completed=0)
+    threads_count, per_thread = 6, 100
+    barrier = threading.Barrier(threads_count)
+    created: list[tuple[int, int, bool]] = []
+    errors: list[BaseException] = []
+
+    def work(index: int) -> None:
+        try:
+            barrier.wait()
+            for step in range(per_thread):
+                if step % 10 == 0:
+                    store.force_run("t1", -(index * per_thread + step + 1))
+                run = store.create_next_run("t1", 10**6).created
+                created.append((run.run_id, run.scheduled_for, run.is_manual))
+                store.add_run_log("t1", run.run_id, 1.0, "x")
+                store.update_run_state("t1", run.run_id, 1.0, RunStatus.SUCCESS)
+                store.finish_run("t1", run.run_id)
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(threads_count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len({run_id for run_id, _, _ in created}) == len(created) == threads_count * per_thread
+    scheduled = sorted(slot for _, slot, manual in created if not manual)
+    assert scheduled == list(range(10, 10 * (len(scheduled) + 1), 10))
+    manual = [slot for _, slot, is_manual in created if is_manual]
+    assert len(manual) == threads_count * per_thread // 10
+    assert store.latest_completed("t1") == scheduled[-1]
+    assert store.currently_running("t1") == []
+    assert store.manual_runs("t1") == []
