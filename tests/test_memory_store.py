@@ -7,10 +7,19 @@ from collections.abc import Callable
 
 import attrs
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 pytest.register_assert_rewrite("protocols.testing.store_contract")
 
-from protocols import MemoryStore, RunStatus, TaskStore  # noqa: E402
+from protocols import (  # noqa: E402
+    MemoryStore,
+    RunAlreadyQueued,
+    RunNotDueYet,
+    RunStatus,
+    TaskStore,
+)
 from protocols.testing.store_contract import (  # noqa: E402
     FakeClock,
     TaskStoreContract,
@@ -168,3 +177,90 @@ def test_contended_single_task_threads(clock: FakeClock) -> None:
     assert store.latest_completed("t1") == scheduled[-1]
     assert store.currently_running("t1") == []
     assert store.manual_runs("t1") == []
+
+
+class MemoryStoreModel(RuleBasedStateMachine):
+    """Random sequences of store calls against a plain model of one every-10s task."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = FakeClock(1_000.0)
+        self.store = MemoryStore(clock=self.clock)
+        self.store.add_task(make_task("t1"), latest_completed=100)
+        self.now = 100
+        self.last_scheduled = 100
+        self.queue: list[int] = []
+        self.running: dict[int, bool] = {}
+        self.finished: list[int] = []
+        self.latest_completed = 100
+
+    @rule(seconds=st.integers(min_value=0, max_value=35))
+    def advance(self, seconds: int) -> None:
+        """Time moves on."""
+        self.now += seconds
+
+    @rule()
+    def create(self) -> None:
+        """create_next_run takes the queue head, else the due slot, else refuses."""
+        if self.queue:
+            created = self.store.create_next_run("t1", self.now).created
+            assert created.run_id == self.queue.pop(0)
+            assert created.is_manual
+            self.running[created.run_id] = True
+        elif self.last_scheduled + 10 <= self.now:
+            created = self.store.create_next_run("t1", self.now).created
+            assert created.scheduled_for == self.last_scheduled + 10
+            self.last_scheduled = created.scheduled_for
+            self.running[created.run_id] = False
+        else:
+            with pytest.raises(RunNotDueYet):
+                self.store.create_next_run("t1", self.now)
+
+    @rule(data=st.data())
+    def finish(self, data: st.DataObject) -> None:
+        """Finishing a run in progress; scheduled ones advance latest completed."""
+        if not self.running:
+            return
+        run_id = data.draw(st.sampled_from(sorted(self.running)))
+        manual = self.running.pop(run_id)
+        run = self.store.finish_run("t1", run_id)
+        if not manual:
+            self.latest_completed = max(self.latest_completed, run.scheduled_for)
+        self.finished.append(run_id)
+
+    @rule(slot=st.integers(min_value=0, max_value=10_000))
+    def force(self, slot: int) -> None:
+        """force_run queues unless that slot already waits."""
+        queued = {run.scheduled_for for run in self.store.manual_runs("t1")}
+        if slot in queued:
+            with pytest.raises(RunAlreadyQueued):
+                self.store.force_run("t1", slot)
+        else:
+            self.queue.append(self.store.force_run("t1", slot).id)
+
+    @rule(data=st.data())
+    def retry(self, data: st.DataObject) -> None:
+        """retry_run of a finished run queues a copy unless its slot already waits."""
+        if not self.finished:
+            return
+        run_id = data.draw(st.sampled_from(self.finished))
+        slot = self.store.find_run("t1", run_id).scheduled_for
+        if slot in {run.scheduled_for for run in self.store.manual_runs("t1")}:
+            with pytest.raises(RunAlreadyQueued):
+                self.store.retry_run("t1", run_id)
+        else:
+            self.queue.append(self.store.retry_run("t1", run_id).id)
+
+    @invariant()
+    def agrees_with_model(self) -> None:
+        """Queue, running set, next due time and latest completed match the model."""
+        assert [run.id for run in self.store.manual_runs("t1")] == self.queue
+        assert [run.id for run in self.store.currently_running("t1")] == sorted(self.running)
+        assert self.store.next_due_run("t1") == self.last_scheduled + 10
+        assert self.store.latest_completed("t1") == self.latest_completed
+
+
+TestMemoryStoreModel = MemoryStoreModel.TestCase
+TestMemoryStoreModel.settings = settings(
+    max_examples=60, stateful_step_count=40, deadline=None, derandomize=True, database=None
+)
