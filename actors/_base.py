@@ -1,0 +1,46 @@
+"""What every tickactors actor shares: message dispatch that never dies of a bad message."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+import structlog
+
+from actors.runtime import PooledActor
+
+__all__ = ["SafeActor"]
+
+Handler = Callable[[Any, Any], Any]
+
+
+class SafeActor(PooledActor):
+    """Dispatch by message type.
+
+    ``_tells`` handle fire-and-forget messages: an exception there is logged and
+    counted, and the actor carries on (pykka would stop it). ``_asks`` handle
+    requests: their exceptions travel back to the caller, which is how the facade
+    raises ``TaskNotClaimed`` and friends. An unknown message is logged and dropped.
+    """
+
+    _tells: ClassVar[Mapping[type, Handler]] = {}
+    _asks: ClassVar[Mapping[type, Handler]] = {}
+    _log: Any = structlog.get_logger("tickactors")
+
+    def on_receive(self, message: Any) -> Any:
+        handler = self._tells.get(type(message))
+        if handler is not None:
+            try:
+                handler(self, message)
+            except Exception as exc:
+                self._handler_failed(message, exc)
+            return None
+        ask = self._asks.get(type(message))
+        if ask is not None:
+            return ask(self, message)
+        self._log.warning("unexpected message dropped", message=repr(message))
+        return None
+
+    def _handler_failed(self, message: Any, exc: Exception) -> None:
+        """Log a failed handler with its context; subclasses also count it."""
+        self._log.error("message handler failed", message=type(message).__name__, exc_info=exc)

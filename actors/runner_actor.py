@@ -1,0 +1,184 @@
+"""RunnerActor: executes one run at a time for one concurrency slot of a task."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+from pykka import ActorDeadError, ActorRef
+
+from actors._base import Handler, SafeActor
+from actors.metrics import INTERNAL_ERROR, TaskMetrics
+from protocols.contracts import Executor, RunPromise, TaskControlService
+from protocols.errors import RunCanceled
+from protocols.messages import CancelRun, Execute, PromiseDone, RunFinished
+from protocols.model import QueuedRun, RunStatus
+
+__all__ = ["RunnerActor"]
+
+STORE_ERROR = "store error"
+
+
+def _error_type(error: BaseException) -> str:
+    code = getattr(error, "code", None)
+    return code if isinstance(code, str) and code else INTERNAL_ERROR
+
+
+class RunnerActor(SafeActor):
+    """One busy concurrency slot.
+
+    On :class:`Execute` it marks the run started, logs the script, and calls the
+    executor. It never waits on the promise: the promise's done-callback sends
+    :class:`PromiseDone`. It then records the outcome (state, log lines, metrics),
+    always calls ``finish_run``, and tells its TaskActor :class:`RunFinished`.
+    """
+
+    def __init__(
+        self,
+        *,
+        task_ref: ActorRef[Any],
+        slot: int,
+        store: TaskControlService,
+        executor: Executor,
+        metrics: TaskMetrics,
+        log: Any,
+        clock: Callable[[], float],
+    ) -> None:
+        super().__init__()
+        self._task_ref = task_ref
+        self._slot = slot
+        self._store = store
+        self._executor = executor
+        self._metrics = metrics
+        self._log = log
+        self._clock = clock
+        self._run: QueuedRun | None = None
+        self._promise: RunPromise | None = None
+        self._started = 0.0
+
+    # -- messages -------------------------------------------------------------------
+
+    def _on_execute(self, message: Execute) -> None:
+        run = message.run
+        self._run = run
+        self._promise = None
+        now = self._clock()
+        self._started = now
+        self._store_call(self._store.update_run_state, run, now, RunStatus.STARTED)
+        self._metrics.start_run(now - run.due_at)
+        self._store_call(
+            self._store.add_run_log, run, now, f"Started task from script: {json.dumps(run.script)}"
+        )
+        try:
+            promise = self._executor.execute(run)
+        except Exception as exc:
+            self._fail(run, "Run failed to begin execution", exc)
+            return
+        self._promise = promise
+        try:
+            promise.add_done_callback(self._on_promise_done)
+        except Exception as exc:
+            self._promise = None
+            self._fail(run, "Waiting for execution result", exc)
+
+    def _on_promise_done_message(self, message: PromiseDone) -> None:
+        if self._run is None or self._run.run_id != message.run_id or self._promise is None:
+            return  # a run this runner already recorded (e.g. cancelled inline)
+        self._record_outcome(self._run, self._promise, cancelling=False)
+
+    def _on_cancel(self, message: CancelRun) -> bool:
+        """Cancel the current run if it is ``run_id``; record it at once if it completed."""
+        run, promise = self._run, self._promise
+        if run is None or promise is None or run.run_id != message.run_id:
+            return False
+        promise.cancel()
+        self._record_outcome(run, promise, cancelling=True)
+        return True
+
+    # -- the outcome ----------------------------------------------------------------
+
+    def _on_promise_done(self, promise: RunPromise) -> None:
+        """The done-callback: runs in whatever thread completed the promise."""
+        try:
+            self.actor_ref.tell(PromiseDone(promise.run.run_id, promise))
+        except ActorDeadError:
+            pass
+
+    def _record_outcome(self, run: QueuedRun, promise: RunPromise, *, cancelling: bool) -> None:
+        try:
+            result = promise.wait(0)
+        except RunCanceled:
+            self._finish(run, RunStatus.CANCELED, ("Canceled",), None)
+        except TimeoutError as exc:
+            if cancelling:
+                return  # not complete yet: PromiseDone will follow
+            self._fail(run, "Waiting for execution result", exc)
+        except Exception as exc:
+            self._fail(run, "Waiting for execution result", exc)
+        else:
+            if result.error is not None:
+                self._fail(run, "Run failed to execute", result.error)
+            else:
+                try:
+                    stats = json.dumps(dict(result.statistics), default=str, sort_keys=True)
+                except (TypeError, ValueError) as exc:
+                    stats = json.dumps({"statistics_error": str(exc)})
+                self._finish(run, RunStatus.SUCCESS, (stats, "Completed successfully"), None)
+
+    def _fail(self, run: QueuedRun, stage: str, error: BaseException) -> None:
+        self._finish(run, RunStatus.FAILED, (f"{stage}: {error}",), error)
+
+    def _finish(
+        self,
+        run: QueuedRun,
+        status: RunStatus,
+        lines: tuple[str, ...],
+        error: BaseException | None,
+    ) -> None:
+        now = self._clock()
+        for line in lines:
+            self._store_call(self._store.add_run_log, run, now, line)
+        self._store_call(self._store.update_run_state, run, now, status)
+        self._metrics.finish_run(status is RunStatus.SUCCESS, now - self._started)
+        if error is not None:
+            self._metrics.scheduler.error(_error_type(error))
+            self._log.info(
+                "run failed", run_id=run.run_id, scheduled_for=run.scheduled_for, error=lines[0]
+            )
+        else:
+            self._log.debug(
+                "run finished",
+                run_id=run.run_id,
+                scheduled_for=run.scheduled_for,
+                status=status.value,
+            )
+        try:
+            self._store.finish_run(run.task_id, run.run_id)
+        except Exception as exc:
+            self._store_failed("finish_run", run, exc)
+        self._run = None
+        self._promise = None
+        self._task_ref.tell(RunFinished(self._slot, run.run_id))
+
+    # -- store calls never kill the actor -------------------------------------------
+
+    def _store_call(self, fn: Callable[..., object], run: QueuedRun, *args: object) -> None:
+        try:
+            fn(run.task_id, run.run_id, *args)
+        except Exception as exc:
+            self._store_failed(getattr(fn, "__name__", "store call"), run, exc)
+
+    def _store_failed(self, call: str, run: QueuedRun, exc: Exception) -> None:
+        self._metrics.scheduler.error(STORE_ERROR)
+        self._log.warning("store call failed", call=call, run_id=run.run_id, error=str(exc))
+
+    def _handler_failed(self, message: Any, exc: Exception) -> None:
+        self._metrics.scheduler.error(INTERNAL_ERROR)
+        super()._handler_failed(message, exc)
+
+    _tells: ClassVar[Mapping[type, Handler]] = {
+        Execute: _on_execute,
+        PromiseDone: _on_promise_done_message,
+    }
+    _asks: ClassVar[Mapping[type, Handler]] = {CancelRun: _on_cancel}

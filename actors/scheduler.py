@@ -1,0 +1,288 @@
+"""The public facade: :class:`Scheduler`."""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+from weakref import WeakKeyDictionary
+
+import structlog
+from prometheus_client import REGISTRY, CollectorRegistry
+from pykka import ActorDeadError, ActorRef
+
+from actors.metrics import SchedulerMetrics
+from actors.runtime import Runtime
+from actors.scheduler_actor import SchedulerActor
+from actors.task_actor import Services, TaskActor
+from actors.ticker import Ticker
+from protocols.contracts import Executor, TaskStore
+from protocols.errors import SchedulerError, SchedulerNotStarted, TaskNotFound
+from protocols.messages import (
+    CancelRun,
+    Claim,
+    Drain,
+    InFlight,
+    ListTasks,
+    Lookup,
+    Now,
+    QueueChanged,
+    Release,
+    ReleaseAll,
+    Tick,
+    Update,
+)
+from protocols.model import Run, Task
+
+__all__ = ["Scheduler"]
+
+_metrics_by_registry: WeakKeyDictionary[CollectorRegistry, SchedulerMetrics] = WeakKeyDictionary()
+
+
+def _metrics_for(registry: CollectorRegistry | None) -> SchedulerMetrics:
+    """One metric set per registry: schedulers sharing a registry share the series."""
+    registry = REGISTRY if registry is None else registry
+    metrics = _metrics_by_registry.get(registry)
+    if metrics is None:
+        metrics = _metrics_by_registry[registry] = SchedulerMetrics(registry)
+    return metrics
+
+
+class _State(enum.Enum):
+    NEW = "new"
+    STARTED = "started"
+    STOPPED = "stopped"
+
+
+class Scheduler:
+    """Schedules claimed tasks on a store and runs them on an executor.
+
+    Every call but :meth:`tick` blocks until the SchedulerActor has handled it and
+    raises its error. Time moves only through :meth:`tick` unless ``tick_interval``
+    starts the wall-clock ticker. A Scheduler runs once: create a new one (on the same
+    store, it resumes what was in progress) after :meth:`stop`.
+
+    Extra keyword arguments beyond API.md: ``clock`` (the wall clock used for run
+    timestamps, metrics and the ticker; default :func:`time.time`) and ``workers``
+    (threads of the actor runtime; default 1: the GIL makes more useless for
+    CPU-bound handlers, but a store that blocks on I/O benefits from 2-4).
+    """
+
+    def __init__(
+        self,
+        store: TaskStore,
+        executor: Executor,
+        *,
+        now: int | None = None,
+        registry: CollectorRegistry | None = None,
+        tick_interval: float | None = None,
+        logger: Any | None = None,
+        clock: Callable[[], float] = time.time,
+        workers: int = 1,
+    ) -> None:
+        if tick_interval is not None and not tick_interval > 0:
+            raise ValueError(
+                f"tick_interval must be a positive number of seconds or None, got {tick_interval!r}"
+            )
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers!r}")
+        self._store = store
+        self._executor = executor
+        self._now = int(clock()) if now is None else int(now)
+        self._metrics = _metrics_for(registry)
+        self._tick_interval = tick_interval
+        self._log = (logger if logger is not None else structlog.get_logger("tickactors")).bind(
+            svc="tickactors/scheduler"
+        )
+        self._clock = clock
+        self._workers = workers
+        self._state = _State.NEW
+        self._runtime: Runtime | None = None
+        self._actor: ActorRef[SchedulerActor] | None = None
+        self._ticker: Ticker | None = None
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the actors (and the ticker, if ``tick_interval`` was given)."""
+        if self._state is _State.STARTED:
+            return
+        if self._state is _State.STOPPED:
+            raise SchedulerError(
+                "scheduler already stopped: a Scheduler runs once; create a new one "
+                "(on the same store it resumes the runs in progress)"
+            )
+        runtime = Runtime(self._workers, name="tickactors")
+        services = Services(
+            store=self._store,
+            executor=self._executor,
+            metrics=self._metrics,
+            runtime=runtime,
+            log=self._log,
+            clock=self._clock,
+        )
+        self._runtime = runtime
+        self._actor = runtime.spawn(SchedulerActor, services=services, now=self._now)
+        self._state = _State.STARTED
+        if self._tick_interval is not None:
+            self._ticker = Ticker(self.tick, self._tick_interval, self._clock)
+            self._ticker.start()
+
+    def stop(self, *, grace: float = 0.0) -> None:
+        """Release every task, cancel its runs, wait for them and for ``executor.wait()``.
+
+        With ``grace`` > 0, no new run starts and runs in flight get up to ``grace``
+        seconds to finish before they are cancelled. Stopping a scheduler that was
+        never started, or twice, does nothing.
+        """
+        if self._state is not _State.STARTED:
+            return
+        actor, runtime = self._actor, self._runtime
+        assert actor is not None
+        assert runtime is not None
+        if self._ticker is not None:
+            self._ticker.stop()
+        self._state = _State.STOPPED
+        self._now = actor.ask(Now(), block=True)
+        if grace > 0:
+            self._drain(actor, grace)
+        for task_ref in actor.ask(ReleaseAll(), block=True):
+            self._release(task_ref)
+        self._executor.wait()
+        runtime.settle()
+        actor.stop()
+        runtime.settle()
+        runtime.shutdown()
+        self._log.debug("scheduler stopped", now=self._now)
+
+    def _drain(self, actor: ActorRef[SchedulerActor], grace: float) -> None:
+        actor.ask(Drain(), block=True)
+        deadline = time.monotonic() + grace
+        pause = threading.Event()
+        refs: list[ActorRef[TaskActor]] = actor.ask(ListTasks(), block=True)
+        while time.monotonic() < deadline:
+            busy = 0
+            for ref in refs:
+                try:
+                    busy += ref.ask(InFlight(), block=True)
+                except ActorDeadError:
+                    pass
+            if not busy:
+                return
+            pause.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+
+    def __enter__(self) -> Scheduler:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- time -----------------------------------------------------------------------
+
+    def now(self) -> int:
+        """The time of the last tick (the ``now`` given at construction before any)."""
+        if self._state is _State.STARTED and self._actor is not None:
+            try:
+                now: int = self._actor.ask(Now(), block=True)
+            except ActorDeadError:
+                return self._now
+            return now
+        return self._now
+
+    def tick(self, now: int) -> None:
+        """Move time to ``now`` (asynchronous; ignored before start and after stop)."""
+        actor = self._actor
+        if self._state is not _State.STARTED or actor is None:
+            return
+        try:
+            actor.tell(Tick(int(now)))
+        except ActorDeadError:
+            pass
+
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait until every actor is idle with nothing in transit; False on timeout.
+
+        It waits for the actor system, not for runs executing in an executor: a run
+        whose promise completes later sends a message then.
+        """
+        runtime = self._runtime
+        if runtime is None:
+            return True
+        return runtime.settle(timeout)
+
+    # -- tasks ----------------------------------------------------------------------
+
+    def claim_task(self, task: Task) -> None:
+        """Start scheduling ``task``; resumes its runs in progress from before a restart."""
+        self._ask(Claim(task))
+
+    def update_task(self, task: Task) -> None:
+        """Re-read ``task``'s options, next due time and manual queue."""
+        self._ask(Update(task))
+
+    def release_task(self, task_id: str) -> None:
+        """Stop scheduling ``task_id`` and cancel its runs in flight."""
+        self._release(self._ask(Release(task_id)))
+
+    def cancel_run(self, task_id: str, run_id: int) -> None:
+        """Cancel run ``run_id`` of a claimed task."""
+        task_ref: ActorRef[TaskActor] = self._ask(Lookup(task_id))
+        try:
+            runner = task_ref.ask(CancelRun(run_id), block=True)
+        except ActorDeadError:
+            raise TaskNotFound(task_id, f"task not found: {task_id!r} was released") from None
+        try:
+            runner.ask(CancelRun(run_id), block=True)
+        except ActorDeadError:
+            pass  # it finished meanwhile
+
+    def force_run(self, task_id: str, scheduled_for: int) -> Run:
+        """Queue a manual run for ``scheduled_for`` (the store's), and tell the task."""
+        run = self._store.force_run(task_id, scheduled_for)
+        self._queue_changed(task_id)
+        return run
+
+    def retry_run(self, task_id: str, run_id: int) -> Run:
+        """Queue a copy of a finished run (the store's), and tell the task."""
+        run = self._store.retry_run(task_id, run_id)
+        self._queue_changed(task_id)
+        return run
+
+    # -- plumbing -------------------------------------------------------------------
+
+    def _queue_changed(self, task_id: str) -> None:
+        actor = self._actor
+        if self._state is _State.STARTED and actor is not None:
+            try:
+                actor.ask(QueueChanged(task_id), block=True)
+            except ActorDeadError:
+                pass
+
+    def _release(self, task_ref: ActorRef[TaskActor]) -> None:
+        try:
+            in_flight = task_ref.ask(Release(""), block=True)
+        except ActorDeadError:
+            return
+        for runner, run_id in in_flight:
+            try:
+                runner.ask(CancelRun(run_id), block=True)
+            except ActorDeadError:
+                pass
+
+    def _ask(self, message: object) -> Any:
+        actor = self._actor
+        if self._state is not _State.STARTED or actor is None:
+            raise SchedulerNotStarted()
+        try:
+            return actor.ask(message, block=True)
+        except ActorDeadError:
+            raise SchedulerNotStarted() from None

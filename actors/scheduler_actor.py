@@ -1,0 +1,217 @@
+"""SchedulerActor: the claimed tasks, the clock, and an index of when each task is due."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import attrs
+from pykka import ActorRef
+
+from actors._base import Handler, SafeActor
+from actors.metrics import INTERNAL_ERROR
+from actors.task_actor import NEVER, Services, TaskActor
+from protocols.errors import TaskAlreadyClaimed, TaskNotClaimed, TaskNotFound
+from protocols.messages import (
+    Claim,
+    Drain,
+    ListTasks,
+    Lookup,
+    NextDue,
+    Now,
+    QueueChanged,
+    Release,
+    ReleaseAll,
+    Started,
+    Tick,
+    Update,
+)
+from protocols.model import QueuedRun
+
+__all__ = ["SchedulerActor"]
+
+
+@attrs.define
+class _Entry:
+    ref: ActorRef[TaskActor]
+    epoch: int
+    next_due: int
+    has_queue: bool
+    seq: int = 0
+
+
+class SchedulerActor(SafeActor):
+    """The only actor the facade talks to.
+
+    It keeps every claimed task's next due time in a heap (lazy deletion by
+    sequence number) and a set of tasks that are due now. A tick pops what became
+    due and sends :class:`Tick` to the due set only: with 10,000 claimed tasks of
+    which none is due, a tick sends nothing. A task stays in the due set until it
+    reports a next due time in the future (a busy task with a backlog is ticked
+    every tick, so it learns the time).
+    """
+
+    def __init__(self, *, services: Services, now: int) -> None:
+        super().__init__()
+        self._svc = services
+        self._now = now
+        self._tasks: dict[str, _Entry] = {}
+        self._heap: list[tuple[int, int, str]] = []
+        self._due: set[str] = set()
+        self._seq = 0
+        self._epochs = 0
+
+    # -- time -----------------------------------------------------------------------
+
+    def _on_tick(self, message: Tick) -> None:
+        if message.now < self._now:
+            return  # the clock never goes backwards
+        self._now = now = message.now
+        heap, tasks, due = self._heap, self._tasks, self._due
+        while heap and heap[0][0] <= now:
+            _, seq, task_id = heapq.heappop(heap)
+            entry = tasks.get(task_id)
+            if entry is not None and entry.seq == seq:
+                due.add(task_id)
+        if due:
+            tick = Tick(now)
+            for task_id in due:
+                tasks[task_id].ref.tell(tick)
+
+    def _on_next_due(self, message: NextDue) -> None:
+        entry = self._tasks.get(message.task_id)
+        if entry is None or entry.epoch != message.epoch:
+            return  # from an earlier claim of this task id
+        self._index(message.task_id, entry, message.next_due, message.has_queue)
+        if message.task_id in self._due and message.as_of < self._now:
+            entry.ref.tell(Tick(self._now))  # it became due while the report was in transit
+
+    def _index(self, task_id: str, entry: _Entry, next_due: int, has_queue: bool) -> None:
+        entry.next_due = next_due
+        entry.has_queue = has_queue
+        if has_queue or next_due <= self._now:
+            self._due.add(task_id)
+            entry.seq = -1
+        else:
+            self._due.discard(task_id)
+            self._seq += 1
+            entry.seq = self._seq
+            heapq.heappush(self._heap, (next_due, self._seq, task_id))
+
+    # -- requests from the facade ---------------------------------------------------
+
+    def _on_claim(self, message: Claim) -> None:
+        task = message.task
+        metrics = self._svc.metrics
+        if task.id in self._tasks:
+            metrics.claim(False)
+            raise TaskAlreadyClaimed(task.id)
+        store = self._svc.store
+        try:
+            next_due = store.next_due_run(task.id)
+            has_queue = bool(store.manual_runs(task.id))
+            running = store.currently_running(task.id)
+        except BaseException:
+            metrics.claim(False)
+            raise
+        resume = tuple(
+            QueuedRun(
+                task_id=task.id,
+                run_id=run.id,
+                scheduled_for=run.scheduled_for,
+                due_at=self._now,
+                requested_at=run.requested_at,
+                script=task.script,
+            )
+            for run in sorted(running, key=lambda r: (r.scheduled_for, r.id))
+        )
+        self._epochs += 1
+        ref = self._svc.runtime.spawn(
+            TaskActor,
+            services=self._svc,
+            scheduler_ref=self.actor_ref,
+            task=task,
+            epoch=self._epochs,
+            next_due=next_due,
+            has_queue=has_queue,
+            now=self._now,
+        )
+        entry = _Entry(ref, self._epochs, next_due, has_queue)
+        self._tasks[task.id] = entry
+        self._index(task.id, entry, next_due if task.active else NEVER, has_queue and task.active)
+        metrics.claim(True)
+        ref.tell(Started(self._now, resume))
+
+    def _on_update(self, message: Update) -> None:
+        task = message.task
+        entry = self._tasks.get(task.id)
+        if entry is None:
+            raise TaskNotClaimed(task.id)
+        store = self._svc.store
+        next_due = store.next_due_run(task.id)
+        has_queue = bool(store.manual_runs(task.id))
+        entry.ref.tell(Update(task, next_due, has_queue, self._now))
+
+    def _on_release(self, message: Release) -> ActorRef[TaskActor]:
+        entry = self._tasks.pop(message.task_id, None)
+        if entry is None:
+            raise TaskNotClaimed(message.task_id)
+        self._due.discard(message.task_id)
+        self._svc.metrics.claims_active.dec()
+        return entry.ref
+
+    def _on_release_all(self, message: ReleaseAll) -> list[ActorRef[TaskActor]]:
+        refs = [entry.ref for entry in self._tasks.values()]
+        for _ in refs:
+            self._svc.metrics.claims_active.dec()
+        self._tasks.clear()
+        self._due.clear()
+        self._heap.clear()
+        return refs
+
+    def _on_lookup(self, message: Lookup) -> ActorRef[TaskActor]:
+        entry = self._tasks.get(message.task_id)
+        if entry is None:
+            raise TaskNotFound(
+                message.task_id,
+                f"task not found: {message.task_id!r} is not claimed by this scheduler",
+            )
+        return entry.ref
+
+    def _on_queue_changed(self, message: QueueChanged) -> bool:
+        entry = self._tasks.get(message.task_id)
+        if entry is None:
+            return False
+        entry.has_queue = True
+        self._due.add(message.task_id)
+        entry.ref.tell(Tick(self._now, queue_changed=True))
+        return True
+
+    def _on_drain(self, message: Drain) -> int:
+        for entry in self._tasks.values():
+            entry.ref.tell(message)
+        return len(self._tasks)
+
+    def _on_now(self, message: Now) -> int:
+        return self._now
+
+    def _on_tasks(self, message: ListTasks) -> list[ActorRef[TaskActor]]:
+        return [entry.ref for entry in self._tasks.values()]
+
+    def _handler_failed(self, message: Any, exc: Exception) -> None:
+        self._svc.metrics.error(INTERNAL_ERROR)
+        super()._handler_failed(message, exc)
+
+    _tells: ClassVar[Mapping[type, Handler]] = {Tick: _on_tick, NextDue: _on_next_due}
+    _asks: ClassVar[Mapping[type, Handler]] = {
+        Claim: _on_claim,
+        Update: _on_update,
+        Release: _on_release,
+        ReleaseAll: _on_release_all,
+        Lookup: _on_lookup,
+        QueueChanged: _on_queue_changed,
+        Drain: _on_drain,
+        Now: _on_now,
+        ListTasks: _on_tasks,
+    }
