@@ -49,6 +49,7 @@ from protocols.errors import (
     TaskNotFound,
 )
 from protocols.model import LogEntry, QueuedRun, Run, RunCreation, RunStatus, Task
+from protocols.options import TaskOptions
 from protocols.schedules import due_time, next_slot
 
 __all__ = ["MemoryStore"]
@@ -103,6 +104,9 @@ class _TaskRecord:
 
     __slots__ = (
         "base",
+        "cached_base",
+        "cached_options",
+        "cached_slot",
         "finished",
         "in_progress",
         "latest_completed",
@@ -123,6 +127,19 @@ class _TaskRecord:
         self.queue: deque[_RunRecord] = deque()
         self.queued_slots: set[int] = set()
         self.finished: deque[int] = deque()
+        # next_slot(cached_options, cached_base): a cron slot costs far more than a dict look-up.
+        self.cached_base = latest_completed
+        self.cached_options: TaskOptions | None = None
+        self.cached_slot = 0
+
+    def next_slot(self) -> int:
+        """The first slot after ``base`` under the task's current options."""
+        options = self.task.options
+        if self.cached_options is not options or self.cached_base != self.base:
+            self.cached_slot = next_slot(options, self.base)
+            self.cached_base = self.base
+            self.cached_options = options
+        return self.cached_slot
 
     def recompute_base(self) -> None:
         base = self.latest_completed
@@ -245,17 +262,19 @@ class MemoryStore:
                         requested_at=run.requested_at,
                         script=task.script,
                     ),
-                    next_due=due_time(options, next_slot(options, record.base)),
+                    next_due=due_time(options, record.next_slot()),
                     has_queue=bool(record.queue),
                 )
-            slot = next_slot(options, record.base)
+            slot = record.next_slot()
             due = due_time(options, slot)
             if due > now:
                 raise RunNotDueYet(due)
+            following = next_slot(options, slot)  # before any change, in case it raises
             run = _RunRecord(next(self._ids), task_id, slot, 0)
             record.runs[run.id] = run
             record.in_progress[run.id] = run
-            record.base = slot
+            record.base = record.cached_base = slot
+            record.cached_slot = following
             return RunCreation(
                 created=QueuedRun(
                     task_id=task_id,
@@ -265,7 +284,7 @@ class MemoryStore:
                     requested_at=0,
                     script=task.script,
                 ),
-                next_due=due_time(options, next_slot(options, slot)),
+                next_due=due_time(options, following),
                 has_queue=False,
             )
 
@@ -273,8 +292,7 @@ class MemoryStore:
         """The due time (offset included) of the task's next scheduled slot."""
         with self._lock:
             record = self._task(task_id)
-            options = record.task.options
-            return due_time(options, next_slot(options, record.base))
+            return due_time(record.task.options, record.next_slot())
 
     def currently_running(self, task_id: str) -> list[Run]:
         """Runs created by ``create_next_run`` and not finished, scheduled and manual, by id."""

@@ -79,9 +79,14 @@ def make_task(
     offset: int = 0,
     script: str = "echo hi",
     status: TaskStatus = TaskStatus.ACTIVE,
+    cron: str | None = None,
+    timezone: str = "UTC",
 ) -> Task:
-    """A task that runs every ``every`` seconds, due ``offset`` seconds after each slot."""
-    options = TaskOptions(name=f"task {task_id}", every=every, offset=offset)
+    """A task due ``offset`` seconds after each slot: every ``every`` seconds, or by ``cron``."""
+    if cron is not None:
+        options = TaskOptions(name=f"task {task_id}", cron=cron, offset=offset, timezone=timezone)
+    else:
+        options = TaskOptions(name=f"task {task_id}", every=every, offset=offset)
     return Task(id=task_id, options=options, status=status, script=script)
 
 
@@ -210,6 +215,7 @@ class TaskStoreContract:
     def test_update_task_sets_latest_completed(self, store: TaskStore) -> None:
         """update_task with latest_completed moves the schedule's base."""
         store.add_task(make_task("t1"), latest_completed=100)
+        assert store.next_due_run("t1") == 110
         store.update_task(make_task("t1"), latest_completed=500)
         assert store.next_due_run("t1") == 510
         with pytest.raises(RunNotDueYet):
@@ -218,6 +224,7 @@ class TaskStoreContract:
     def test_update_task_new_schedule_applies_from_base(self, store: TaskStore) -> None:
         """A changed interval takes effect from the current base."""
         store.add_task(make_task("t1", every=10), latest_completed=120)
+        assert store.next_due_run("t1") == 130
         store.update_task(make_task("t1", every=60))
         assert store.next_due_run("t1") == 180
 
@@ -349,6 +356,27 @@ class TaskStoreContract:
         creation = store.create_next_run("t1", 107)
         assert (creation.created.scheduled_for, creation.created.due_at) == (110, 107)
         assert creation.next_due == 117
+
+    def test_cron_schedule(self, store: TaskStore) -> None:
+        """A cron task's runs are for its cron slots, caught up one per call."""
+        store.add_task(make_task("t1", cron="0 * * * *", offset=30), latest_completed=3_000)
+        assert store.next_due_run("t1") == 3_630
+        with pytest.raises(RunNotDueYet) as info:
+            store.create_next_run("t1", 3_629)
+        assert info.value.due_at == 3_630
+        creations = [store.create_next_run("t1", 7_230) for _ in range(2)]
+        assert [c.created.scheduled_for for c in creations] == [3_600, 7_200]
+        assert [c.created.due_at for c in creations] == [3_630, 7_230]
+        assert [c.next_due for c in creations] == [7_230, 10_830]
+
+    def test_cron_schedule_in_time_zone(self, store: TaskStore) -> None:
+        """A cron task is evaluated in its time zone (daily 09:00 in Paris, winter: 08:00 UTC)."""
+        # 2024-01-15T00:00:00Z = 1705276800
+        store.add_task(
+            make_task("t1", cron="0 9 * * *", timezone="Europe/Paris"),
+            latest_completed=1_705_276_800,
+        )
+        assert store.next_due_run("t1") == 1_705_276_800 + 8 * 3_600
 
     def test_next_due_run_counts_scheduled_runs_in_progress(self, store: TaskStore) -> None:
         """next_due_run is the slot after the latest scheduled run, finished or not."""
