@@ -29,12 +29,11 @@ from __future__ import annotations
 
 import datetime
 import difflib
-import importlib
 import os
 import re
 import stat
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -109,14 +108,18 @@ class TaskFile:
 
 
 def load_task_file(
-    path: str | os.PathLike[str], *, check_permissions: bool = True, import_check: bool = True
+    path: str | os.PathLike[str],
+    *,
+    check_permissions: bool = True,
+    resolve_python: Callable[[str], object] | None = None,
 ) -> TaskFile:
     """Read, check and parse the task file at ``path``.
 
     Raises :class:`TaskFileError` naming the file (as ``path`` spells it), the task and
     every problem: unreadable, writable by other users (when ``check_permissions``),
-    not TOML, or invalid tasks. With ``import_check``, each python task's
-    ``module:function`` must import and name a callable.
+    not TOML, or invalid tasks. With ``resolve_python`` (such as
+    :meth:`protocols.ThreadExecutor.resolve`), each python task's script is resolved
+    at once, and what it raises is a problem.
     """
     source = os.fspath(path)
     try:
@@ -130,10 +133,15 @@ def load_task_file(
         raise TaskFileError([f"{source}: cannot read: {exc.strerror or exc}"]) from None
     except UnicodeDecodeError as exc:
         raise TaskFileError([f"{source}: not UTF-8 text: {exc.reason}"]) from None
-    return parse_task_file(text, source=source, import_check=import_check)
+    return parse_task_file(text, source=source, resolve_python=resolve_python)
 
 
-def parse_task_file(text: str, *, source: str = "<tasks>", import_check: bool = False) -> TaskFile:
+def parse_task_file(
+    text: str,
+    *,
+    source: str = "<tasks>",
+    resolve_python: Callable[[str], object] | None = None,
+) -> TaskFile:
     """Parse task-file TOML ``text``; ``source`` names it in problems."""
     try:
         data = tomllib.loads(text)
@@ -158,7 +166,7 @@ def parse_task_file(text: str, *, source: str = "<tasks>", import_check: bool = 
                 if task_id in seen:
                     problems.append(f"{source}: {label}: id: duplicate id (ids are unique)")
                 seen.add(task_id)
-            entry, task_problems = _parse_task(raw, import_check=import_check)
+            entry, task_problems = _parse_task(raw, resolve_python=resolve_python)
             problems.extend(f"{source}: {label}: {p}" for p in task_problems)
             if entry is not None:
                 entries.append(entry)
@@ -200,7 +208,7 @@ def permission_problems(source: str, st: os.stat_result, *, euid: int | None = N
 
 
 def _parse_task(
-    raw: Mapping[str, Any], *, import_check: bool
+    raw: Mapping[str, Any], *, resolve_python: Callable[[str], object] | None
 ) -> tuple[TaskEntry | None, list[str]]:
     """One ``[[task]]`` table: the entry (None if invalid) and its problems."""
     problems = _unknown_keys(raw, _TASK_KEYS, "key")
@@ -220,7 +228,7 @@ def _parse_task(
     elif not isinstance(script, str) or not script.strip():
         problems.append(f"script: expected a non-empty string, got {script!r}")
     elif executor == "python":
-        problems.extend(_python_reference_problems(script, import_check=import_check))
+        problems.extend(_python_reference_problems(script, resolve_python))
     active = _boolean(raw, "active", True, problems)
     catch_up = _boolean(raw, "catch_up", False, problems)
 
@@ -279,24 +287,18 @@ def _start_at(
     return None
 
 
-def _python_reference_problems(script: str, *, import_check: bool) -> list[str]:
-    """Problems with a ``module:function`` reference (importing it if asked)."""
+def _python_reference_problems(
+    script: str, resolve_python: Callable[[str], object] | None
+) -> list[str]:
+    """Problems with a ``module:function`` reference (resolving it if asked)."""
     if not _PYTHON_REFERENCE.match(script):
         return [f"script: {script!r} is not a python reference of the form module:function"]
-    if not import_check:
+    if resolve_python is None:
         return []
-    module_name, _, attr_path = script.partition(":")
     try:
-        target: object = importlib.import_module(module_name)
+        resolve_python(script)
     except Exception as exc:
-        return [f"script: cannot import {module_name!r}: {type(exc).__name__}: {exc}"]
-    for part in attr_path.split("."):
-        try:
-            target = getattr(target, part)
-        except AttributeError:
-            return [f"script: {module_name!r} has no attribute {attr_path!r}"]
-    if not callable(target):
-        return [f"script: {script!r} is not callable"]
+        return [f"script: {exc}"]
     return []
 
 

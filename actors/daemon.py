@@ -1,0 +1,453 @@
+"""The tickactors daemon: ``python -m actors run TASKS.toml`` (or ``tickactors run``).
+
+It loads the tasks of a task file (:mod:`actors.taskfile`) into an in-memory store,
+claims them on a :class:`~actors.Scheduler` ticking on the wall clock, runs shell
+tasks with :class:`~protocols.SubprocessExecutor` and python tasks with
+:class:`~protocols.ThreadExecutor`, writes one JSON log line per event to stdout,
+and serves Prometheus metrics over HTTP.
+
+Stopping (SIGINT, SIGTERM, or ``--duration``): no new runs start; runs in flight get
+up to ``--grace`` seconds to finish; whatever
+is left is cancelled (a shell run's whole process group is terminated); the daemon
+waits for every run to end and exits 0.
+
+Exit status: 0 after a clean stop; 2 for a bad command line or task file (the
+problems go to stderr, one line each, naming the file and the task); 1 when it
+cannot start (e.g. the metrics port is taken) or fails unexpectedly.
+
+This module is an application: it is the one place that configures structlog (and
+routes the standard library's ``logging`` through the same JSON renderer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import select
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from types import FrameType, TracebackType
+from typing import Any, Final, TextIO
+from wsgiref.simple_server import WSGIServer
+
+import attrs
+import prometheus_client
+import structlog
+from structlog.typing import EventDict, FilteringBoundLogger
+
+from actors import Scheduler
+from actors.taskfile import TaskEntry, TaskFile, TaskFileError, load_task_file
+from protocols import (
+    Executor,
+    MemoryStore,
+    SubprocessExecutor,
+    ThreadExecutor,
+)
+from protocols.executors.routing import RoutingExecutor
+
+__all__ = [
+    "DEFAULT_METRICS_PORT",
+    "DaemonOptions",
+    "Executors",
+    "build_parser",
+    "configure_logging",
+    "main",
+    "run_daemon",
+]
+
+DEFAULT_METRICS_PORT: Final = 9464
+_LEADING_KEYS: Final = ("timestamp", "level", "event")
+EXIT_OK: Final = 0
+EXIT_FAILURE: Final = 1
+EXIT_USAGE: Final = 2
+_LEVELS: Final = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+
+@attrs.frozen
+class DaemonOptions:
+    """What ``run`` was asked to do (the command line, parsed)."""
+
+    task_file: str
+    metrics_port: int | None = DEFAULT_METRICS_PORT
+    """``None``: no metrics server; 0: any free port."""
+    metrics_addr: str = "127.0.0.1"
+    grace: float = 5.0
+    duration: float | None = None
+    tick_interval: float = 0.1
+    keep_runs: int = 100
+    log_level: str = "info"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line: ``tickactors {run,check} TASKS.toml [options]``; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    executors = Executors()
+    try:
+        task_file = load_task_file(args.task_file, resolve_python=executors.python.resolve)
+    except TaskFileError as exc:
+        _print_problems(exc, "invalid" if args.command == "check" else "not started")
+        return EXIT_USAGE
+    if args.command == "check":
+        active = sum(1 for task in task_file.tasks if task.active)
+        print(f"{task_file.source}: ok: {len(task_file.entries)} tasks ({active} active)")
+        return EXIT_OK
+    options = DaemonOptions(
+        task_file=args.task_file,
+        metrics_port=None if args.no_metrics else args.metrics_port,
+        metrics_addr=args.metrics_addr,
+        grace=args.grace,
+        duration=args.duration,
+        tick_interval=args.tick_interval,
+        keep_runs=args.keep_runs,
+        log_level=args.log_level,
+    )
+    configure_logging(options.log_level)
+    return run_daemon(task_file, options, executors)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``tickactors``."""
+    parser = argparse.ArgumentParser(
+        prog="tickactors",
+        description="Run the tasks of a TOML task file on the wall clock.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser(
+        "run",
+        help="run the tasks until SIGINT/SIGTERM (or --duration)",
+        description="Run the tasks of TASKS.toml, logging JSON lines to stdout.",
+    )
+    run.add_argument("task_file", metavar="TASKS.toml", help="the task file")
+    metrics = run.add_mutually_exclusive_group()
+    metrics.add_argument(
+        "--metrics-port",
+        type=_port,
+        default=DEFAULT_METRICS_PORT,
+        metavar="PORT",
+        help=f"serve Prometheus metrics on PORT (default {DEFAULT_METRICS_PORT}; "
+        "0 picks a free port and logs it)",
+    )
+    metrics.add_argument("--no-metrics", action="store_true", help="serve no metrics")
+    run.add_argument(
+        "--metrics-addr",
+        default="127.0.0.1",
+        metavar="ADDR",
+        help="address the metrics server binds to (default 127.0.0.1; 0.0.0.0 for all)",
+    )
+    run.add_argument(
+        "--grace",
+        type=_seconds(allow_zero=True),
+        default=5.0,
+        metavar="SECONDS",
+        help="on stop, wait up to SECONDS for runs in flight to finish, then cancel "
+        "them (default 5; 0 cancels at once)",
+    )
+    run.add_argument(
+        "--duration",
+        type=_seconds(allow_zero=False),
+        default=None,
+        metavar="SECONDS",
+        help="stop after SECONDS (default: run until SIGINT/SIGTERM)",
+    )
+    run.add_argument(
+        "--tick-interval",
+        type=_seconds(allow_zero=False),
+        default=0.1,
+        metavar="SECONDS",
+        help="how often the wall clock is polled for a new second (default 0.1)",
+    )
+    run.add_argument(
+        "--keep-runs",
+        type=_non_negative_int,
+        default=100,
+        metavar="N",
+        help="finished runs kept in memory per task (default 100)",
+    )
+    run.add_argument("--log-level", choices=tuple(_LEVELS), default="info", help="default info")
+    check = commands.add_parser(
+        "check",
+        help="check a task file and exit (0: valid, 2: problems)",
+        description="Check TASKS.toml as `run` would, without running anything.",
+    )
+    check.add_argument("task_file", metavar="TASKS.toml", help="the task file")
+    return parser
+
+
+def configure_logging(level: str = "info", stream: TextIO | None = None) -> None:
+    """One JSON object per line on ``stream`` (default stdout), for structlog and ``logging``.
+
+    Each line has ``timestamp`` (ISO 8601, UTC), ``level`` and ``event``, plus the
+    logger's bound context (``task_id``, ``run_id``...). Events below ``level`` cost
+    next to nothing (structlog's filtering bound logger).
+    """
+    stream = sys.stdout if stream is None else stream
+    level_no = _LEVELS[level]
+    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            timestamper,
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.dict_tracebacks,
+            _leading_keys,
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level_no),
+        logger_factory=structlog.WriteLoggerFactory(stream),
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                timestamper,
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.dict_tracebacks,
+                _leading_keys,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(level_no, logging.INFO))  # libraries' debug chatter stays out
+
+
+def _leading_keys(_logger: object, _method: str, event_dict: EventDict) -> EventDict:
+    """Put ``timestamp``, ``level`` and ``event`` first, for people reading the lines."""
+    lead = {key: event_dict.pop(key) for key in _LEADING_KEYS if key in event_dict}
+    return {**lead, **event_dict}
+
+
+@attrs.frozen
+class Executors:
+    """The daemon's executors: ``shell`` tasks run in processes, ``python`` ones in threads."""
+
+    shell: SubprocessExecutor = attrs.field(factory=SubprocessExecutor)
+    python: ThreadExecutor = attrs.field(factory=ThreadExecutor)
+
+    def route(self, entries: Iterable[TaskEntry]) -> RoutingExecutor:
+        """One executor for the scheduler, routing each task's runs by its executor kind."""
+        routes: dict[str, Executor] = {"shell": self.shell, "python": self.python}
+        return RoutingExecutor.by_task(routes, {e.task.id: e.executor for e in entries})
+
+    def shutdown(self) -> None:
+        """Take no new runs; wait for the ones started (python functions included)."""
+        self.shell.shutdown(wait=True)
+        self.python.shutdown(wait=True)
+
+
+def run_daemon(task_file: TaskFile, options: DaemonOptions, executors: Executors) -> int:
+    """Run the tasks of ``task_file`` until a signal or ``options.duration``; the exit code."""
+    log: FilteringBoundLogger = structlog.get_logger("tickactors.daemon")
+    store = MemoryStore(max_finished_runs=options.keep_runs)
+    executor = executors.route(task_file.entries)
+    registry = prometheus_client.CollectorRegistry()
+    prometheus_client.ProcessCollector(registry=registry)
+    prometheus_client.PlatformCollector(registry=registry)
+    prometheus_client.GCCollector(registry=registry)
+
+    with _SignalWaiter((signal.SIGINT, signal.SIGTERM)) as signals:
+        server: WSGIServer | None = None
+        if options.metrics_port is not None:
+            try:
+                server, _ = prometheus_client.start_http_server(
+                    options.metrics_port, addr=options.metrics_addr, registry=registry
+                )
+            except OSError as exc:
+                log.error(
+                    "metrics_server_failed",
+                    addr=options.metrics_addr,
+                    port=options.metrics_port,
+                    error=str(exc),
+                    hint="choose another --metrics-port, or --metrics-port 0 for any free port",
+                )
+                return EXIT_FAILURE
+            port = server.server_port
+            host = (
+                f"[{options.metrics_addr}]" if ":" in options.metrics_addr else options.metrics_addr
+            )
+            log.info(
+                "metrics_server_started",
+                addr=options.metrics_addr,
+                port=port,
+                url=f"http://{host}:{port}/metrics",
+            )
+        try:
+            scheduler = Scheduler(
+                store, executor, registry=registry, tick_interval=options.tick_interval
+            )
+            scheduler.start()
+            try:
+                _claim_all(scheduler, store, task_file, log)
+                log.info(
+                    "daemon_started",
+                    task_file=task_file.source,
+                    tasks=len(task_file.entries),
+                    pid=os.getpid(),
+                    duration=options.duration,
+                    grace=options.grace,
+                )
+                received = signals.wait(options.duration)
+                reason = "duration" if received is None else signal.Signals(received).name
+                log.info("daemon_stopping", reason=reason, grace=options.grace)
+            finally:
+                scheduler.stop(grace=options.grace)
+                executors.shutdown()
+        except Exception:
+            log.exception("daemon_failed")
+            return EXIT_FAILURE
+        finally:
+            if server is not None:
+                server.shutdown()
+                server.server_close()
+    log.info("daemon_stopped", task_file=task_file.source)
+    return EXIT_OK
+
+
+def _claim_all(
+    scheduler: Scheduler, store: MemoryStore, task_file: TaskFile, log: FilteringBoundLogger
+) -> None:
+    """Add every task to the store and claim it."""
+    now = int(time.time())
+    for entry in task_file.entries:
+        task = entry.task
+        latest_completed = entry.latest_completed(now)
+        store.add_task(task, latest_completed=latest_completed)
+        scheduler.claim_task(task)
+        log.info(
+            "task_claimed",
+            task_id=task.id,
+            executor=entry.executor,
+            every=task.options.every,
+            cron=task.options.cron,
+            offset=task.options.offset,
+            concurrency=task.options.concurrency,
+            timezone=task.options.timezone,
+            active=task.active,
+            catch_up=entry.catch_up,
+            latest_completed=latest_completed,
+            next_due=store.next_due_run(task.id),
+        )
+
+
+def _print_problems(exc: TaskFileError, verdict: str) -> None:
+    for problem in exc.problems:
+        print(problem, file=sys.stderr)
+    count = len(exc.problems)
+    print(
+        f"tickactors: {verdict}: {count} problem{'s' if count != 1 else ''} in the task file",
+        file=sys.stderr,
+    )
+
+
+class _SignalWaiter:
+    """Turns signals into something the main thread can wait for, with a timeout.
+
+    The signal handlers do nothing in Python; ``signal.set_wakeup_fd`` writes each
+    signal's number to a socket, and :meth:`wait` selects on it. No lock is taken in
+    a handler, so a signal can never deadlock the thread it interrupts. Outside the
+    main thread (where handlers cannot be set) :meth:`wait` only times out.
+    """
+
+    def __init__(self, signums: Iterable[int]) -> None:
+        self._signums = tuple(signums)
+        self._previous: dict[int, Any] = {}
+        self._previous_fd = -1
+        self._reader, self._writer = socket.socketpair()
+        self._reader.setblocking(False)
+        self._writer.setblocking(False)
+        self._installed = False
+
+    def __enter__(self) -> _SignalWaiter:
+        try:
+            self._previous_fd = signal.set_wakeup_fd(self._writer.fileno())
+        except ValueError:  # not the main thread
+            return self
+        self._installed = True
+        for signum in self._signums:
+            self._previous[signum] = signal.signal(signum, self._handler)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._installed:
+            for signum, previous in self._previous.items():
+                signal.signal(signum, previous)
+            signal.set_wakeup_fd(self._previous_fd)
+        self._reader.close()
+        self._writer.close()
+
+    @staticmethod
+    def _handler(signum: int, frame: FrameType | None) -> None:
+        """Nothing: the wakeup socket carries the signal."""
+
+    def wait(self, timeout: float | None) -> int | None:
+        """The next signal's number, or None once ``timeout`` seconds pass (None: forever)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([self._reader], [], [], remaining)
+            if ready:
+                try:
+                    data = self._reader.recv(1)
+                except BlockingIOError:
+                    continue
+                if data and data[0] in self._signums:
+                    return data[0]
+                continue  # another signal with a Python handler: not ours
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+
+
+def _port(text: str) -> int:
+    value = _integer(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535)")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _seconds(*, allow_zero: bool) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+        if not value >= 0 or value == float("inf") or (value == 0 and not allow_zero):
+            bound = ">= 0" if allow_zero else "> 0"
+            raise argparse.ArgumentTypeError(f"{text!r}: expected seconds {bound}")
+        return value
+
+    return parse
