@@ -219,7 +219,9 @@ def _parse_cron(text: str) -> _ParsedCron | str:
             except ValueError as err:
                 return f"{text!r}: {err}"
             if seconds < 1:
-                return f"{text!r}: the period must be at least 1 second ('@every 1s')"
+                return (
+                    f"{text!r}: the period is too short; expected at least 1 second ('@every 1s')"
+                )
             return _ParsedCron(every=seconds)
         if keyword.lower() in _DESCRIPTORS and not rest:
             expression = _DESCRIPTORS[keyword.lower()]
