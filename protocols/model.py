@@ -7,7 +7,7 @@ what happened (``started_at``, log lines) are ``float`` Unix seconds.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -105,6 +105,10 @@ class LogEntry:
     message: str
 
 
+def _log_tuple(value: Iterable[LogEntry]) -> tuple[LogEntry, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class Run:
     """A run as the store records it."""
@@ -116,7 +120,7 @@ class Run:
     requested_at: int = 0
     started_at: float | None = None
     finished_at: float | None = None
-    log: tuple[LogEntry, ...] = attrs.field(default=(), converter=tuple)
+    log: tuple[LogEntry, ...] = attrs.field(default=(), converter=_log_tuple)
 
 
 def _freeze_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:

@@ -95,7 +95,7 @@ class _RunRecord:
             started_at=self.started_at,
             finished_at=self.finished_at,
             # model.Run's converter=tuple confuses mypy's attrs plugin (unbound _T_co).
-            log=tuple(self.log),  # type: ignore[arg-type]
+            log=tuple(self.log),
         )
 
 
