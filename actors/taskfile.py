@@ -156,16 +156,17 @@ def parse_task_file(
     elif not isinstance(raw_tasks, list) or not all(isinstance(t, dict) for t in raw_tasks):
         problems.append(f"{source}: task: expected [[task]] tables")
     else:
-        seen: set[str] = set()
+        first_index: dict[str, int] = {}
         for index, raw in enumerate(raw_tasks, start=1):
-            task_id = raw.get("id")
-            label = (
-                f'task "{task_id}"' if isinstance(task_id, str) and task_id else f"task #{index}"
-            )
-            if isinstance(task_id, str) and task_id:
-                if task_id in seen:
-                    problems.append(f"{source}: {label}: id: duplicate id (ids are unique)")
-                seen.add(task_id)
+            task_id = _valid_id(raw.get("id"))
+            label = f"task #{index}" if task_id is None else f'task "{task_id}"'
+            if task_id is not None:
+                if task_id in first_index:
+                    problems.append(
+                        f"{source}: {label}: id: duplicate of task #{first_index[task_id]}'s id "
+                        "(ids are unique)"
+                    )
+                first_index.setdefault(task_id, index)
             entry, task_problems = _parse_task(raw, resolve_python=resolve_python)
             problems.extend(f"{source}: {label}: {p}" for p in task_problems)
             if entry is not None:
@@ -215,7 +216,7 @@ def _parse_task(
     task_id = raw.get("id")
     if task_id is None:
         problems.append('id: missing (each task needs a unique "id")')
-    elif not isinstance(task_id, str) or not task_id.strip():
+    elif _valid_id(task_id) is None:
         problems.append(f"id: expected a non-empty string, got {task_id!r}")
     executor = raw.get("executor")
     if executor is None:
@@ -233,8 +234,8 @@ def _parse_task(
     catch_up = _boolean(raw, "catch_up", False, problems)
 
     option_values = {key: raw[key] for key in _OPTION_KEYS if key in raw}
-    if isinstance(task_id, str) and task_id:
-        option_values.setdefault("name", task_id)
+    # The name defaults to the id; with no valid id, that problem is reported already.
+    option_values.setdefault("name", _valid_id(task_id) or "-")
     options: TaskOptions | None = None
     try:
         options = TaskOptions.from_mapping(option_values)
@@ -300,6 +301,11 @@ def _python_reference_problems(
     except Exception as exc:
         return [f"script: {exc}"]
     return []
+
+
+def _valid_id(value: object) -> str | None:
+    """``value`` if it is a usable task id (a string, not blank)."""
+    return value if isinstance(value, str) and value.strip() else None
 
 
 def _boolean(raw: Mapping[str, Any], key: str, default: bool, problems: list[str]) -> bool:
