@@ -80,7 +80,9 @@ class SubprocessExecutor:
     tails are kept, so output never blocks the command nor fills memory) and waits
     for the process (through a pidfd on Linux, so a background child that keeps the
     pipes open does not delay the result); plus one timer thread per cancelled
-    command for the SIGKILL escalation.
+    command for the SIGKILL escalation. Background children left running when the
+    shell exits are not waited for nor killed (unless the run is cancelled), and
+    what they write after that is not collected.
     """
 
     def __init__(
