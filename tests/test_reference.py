@@ -283,8 +283,9 @@ def test_metrics(harness: Harness) -> None:
 
     harness.scheduler.release_task(task.id)
     assert m("task_scheduler_runs_active", {"task_id": task.id}) is None
-    assert m("task_scheduler_runs_complete_total", {"task_id": task.id, "status": "success"}) is None
-    assert m("task_scheduler_runs_complete_total", {"task_id": task.id, "status": "failure"}) is None
+    for status in ("success", "failure"):
+        labels = {"task_id": task.id, "status": status}
+        assert m("task_scheduler_runs_complete_total", labels) is None
     assert m("task_scheduler_run_queue_delta_count", {"task_id": task.id}) is None
     assert m("task_scheduler_claims_active") == 0
 

@@ -1,0 +1,411 @@
+"""The Scheduler facade: lifecycle, every error path, resume, manual runs, robustness."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from actors import Scheduler
+from actors.task_actor import TaskActor
+from protocols import (
+    MemoryStore,
+    QueuedRun,
+    RunAlreadyQueued,
+    RunNotFound,
+    RunStatus,
+    SchedulerError,
+    SchedulerNotStarted,
+    Task,
+    TaskAlreadyClaimed,
+    TaskNotClaimed,
+    TaskNotFound,
+    TaskOptions,
+    TaskStatus,
+)
+from protocols.messages import Tick
+from protocols.testing.manual import ManualExecutor
+from tests.conftest import Harness
+
+
+def _task(task_id: str = "t1", **options: Any) -> Task:
+    options.setdefault("every", 1)
+    return Task(id=task_id, options=TaskOptions(name=task_id, **options), script="job")
+
+
+# -- lifecycle ----------------------------------------------------------------------------
+
+
+def test_calls_before_start_raise_scheduler_not_started() -> None:
+    """Every blocking call before start() raises SchedulerNotStarted."""
+    scheduler = Scheduler(MemoryStore(), ManualExecutor(), now=5)
+    with pytest.raises(SchedulerNotStarted):
+        scheduler.claim_task(_task())
+    with pytest.raises(SchedulerNotStarted):
+        scheduler.update_task(_task())
+    with pytest.raises(SchedulerNotStarted):
+        scheduler.release_task("t1")
+    with pytest.raises(SchedulerNotStarted):
+        scheduler.cancel_run("t1", 1)
+
+
+def test_calls_after_stop_raise_and_start_again_is_refused() -> None:
+    """After stop(), calls raise SchedulerNotStarted and start() raises SchedulerError."""
+    scheduler = Scheduler(MemoryStore(), ManualExecutor(), now=5)
+    scheduler.start()
+    scheduler.stop()
+    with pytest.raises(SchedulerNotStarted):
+        scheduler.claim_task(_task())
+    with pytest.raises(SchedulerError, match="runs once"):
+        scheduler.start()
+
+
+def test_stop_before_start_and_twice_does_nothing() -> None:
+    """stop() before start() and a second stop() are no-ops; start() still works after the first."""
+    scheduler = Scheduler(MemoryStore(), ManualExecutor(), now=5)
+    scheduler.stop()
+    scheduler.start()
+    scheduler.stop()
+    scheduler.stop()
+    assert scheduler.now() == 5
+
+
+def test_context_manager_starts_and_stops() -> None:
+    """`with Scheduler(...)` starts it and stops it, leaving no runtime thread behind."""
+    before = {t.name for t in threading.enumerate()}
+    store = MemoryStore()
+    store.add_task(_task(), latest_completed=5)
+    executor = ManualExecutor()
+    with Scheduler(store, executor, now=5) as scheduler:
+        scheduler.claim_task(_task())
+        scheduler.tick(6)
+        assert scheduler.settle(30)
+        assert len(executor.running()) == 1
+    after = {t.name for t in threading.enumerate()}
+    assert after <= before
+    assert executor.running() == []
+    assert store.find_runs("t1")[0].status is RunStatus.CANCELED
+
+
+def test_tick_before_start_and_after_stop_is_ignored(harness: Harness) -> None:
+    """Ticks outside start()..stop() do nothing; ticks never move the clock backwards."""
+    scheduler = Scheduler(MemoryStore(), ManualExecutor(), now=5)
+    scheduler.tick(100)
+    assert scheduler.now() == 5
+    harness.tick(10)
+    harness.tick(8)
+    assert harness.scheduler.now() == 10
+
+
+# -- errors -------------------------------------------------------------------------------
+
+
+def test_claim_twice_is_task_already_claimed_and_counted(harness: Harness) -> None:
+    """A second claim raises TaskAlreadyClaimed (before asking the store) and counts a failure."""
+    task = harness.add_task()
+    harness.scheduler.claim_task(task)
+    harness.store.remove_task(task.id)  # the store would now say TaskNotFound
+    with pytest.raises(TaskAlreadyClaimed):
+        harness.scheduler.claim_task(task)
+    assert harness.metric("task_scheduler_claims_complete_total", {"status": "failure"}) == 1
+    assert harness.metric("task_scheduler_claims_active") == 1
+
+
+def test_claim_unknown_task_is_task_not_found_and_changes_nothing(harness: Harness) -> None:
+    """Claiming a task the store does not know raises TaskNotFound; it is not claimed."""
+    with pytest.raises(TaskNotFound):
+        harness.scheduler.claim_task(_task("ghost"))
+    assert harness.metric("task_scheduler_claims_complete_total", {"status": "failure"}) == 1
+    assert harness.metric("task_scheduler_claims_active") == 0
+    with pytest.raises(TaskNotClaimed):
+        harness.scheduler.release_task("ghost")
+
+
+def test_update_and_release_unclaimed_task_raise_task_not_claimed(harness: Harness) -> None:
+    """update_task and release_task of an unclaimed task raise TaskNotClaimed."""
+    harness.add_task()
+    with pytest.raises(TaskNotClaimed):
+        harness.scheduler.update_task(_task())
+    with pytest.raises(TaskNotClaimed):
+        harness.scheduler.release_task("t1")
+
+
+def test_cancel_run_errors(harness: Harness) -> None:
+    """cancel_run: unknown task -> TaskNotFound, run not in flight -> RunNotFound."""
+    task = harness.add_task()
+    with pytest.raises(TaskNotFound):
+        harness.scheduler.cancel_run(task.id, 1)
+    harness.scheduler.claim_task(task)
+    with pytest.raises(RunNotFound):
+        harness.scheduler.cancel_run(task.id, 12345)
+
+
+def test_release_then_claim_again(harness: Harness) -> None:
+    """A released task can be claimed again; the old claim's reports do not interfere."""
+    task = harness.add_task(concurrency=2)
+    harness.scheduler.claim_task(task)
+    harness.tick(6)
+    harness.scheduler.release_task(task.id)
+    harness.scheduler.claim_task(task)
+    harness.tick(7)
+    assert harness.running() == [7]
+    assert harness.metric("task_scheduler_claims_active") == 1
+
+
+# -- manual runs ----------------------------------------------------------------------------
+
+
+def test_force_run_on_claimed_task_is_picked_up(harness: Harness) -> None:
+    """Scheduler.force_run queues the run and the task starts it without a tick."""
+    task = harness.add_task()
+    harness.scheduler.claim_task(task)
+    run = harness.scheduler.force_run(task.id, 100)
+    harness.settle()
+    assert harness.running() == [100]
+    assert run.requested_at != 0
+    harness.scheduler.force_run(task.id, 200)  # waits: the only slot is busy
+    with pytest.raises(RunAlreadyQueued):
+        harness.scheduler.force_run(task.id, 200)
+
+
+def test_manual_runs_never_move_the_schedule(harness: Harness) -> None:
+    """A manual run for a future slot does not skip scheduled slots (InfluxDB #23545)."""
+    task = harness.add_task(concurrency=3)
+    harness.scheduler.claim_task(task)
+    harness.scheduler.force_run(task.id, 1_000)
+    harness.settle()
+    harness.executor.succeed(harness.run_id(1_000))
+    harness.tick(7)
+    assert harness.running() == [6, 7]
+
+
+def test_retry_run_queues_a_copy(harness: Harness) -> None:
+    """retry_run of a finished run starts a copy under a new id for the same slot."""
+    task = harness.add_task()
+    harness.scheduler.claim_task(task)
+    harness.tick(6)
+    first = harness.run_id(6)
+    harness.executor.fail(first, "boom")
+    harness.settle()
+    retried = harness.scheduler.retry_run(task.id, first)
+    harness.settle()
+    assert retried.id != first
+    assert harness.executor.running(task.id)[0].run_id == retried.id
+    assert harness.running() == [6]
+
+
+def test_manual_run_waits_while_task_inactive(harness: Harness) -> None:
+    """An inactive task does not serve its queue until it is made active again."""
+    task = harness.add_task(status=TaskStatus.INACTIVE)
+    harness.scheduler.claim_task(task)
+    harness.scheduler.force_run(task.id, 3)
+    harness.settle()
+    assert harness.running() == []
+    active = Task(id=task.id, options=task.options, script=task.script)
+    harness.store.update_task(active)
+    harness.scheduler.update_task(active)
+    harness.settle()
+    assert harness.running() == [3]
+
+
+# -- resume, concurrency, updates ----------------------------------------------------------
+
+
+def test_claim_resumes_runs_in_progress_beyond_the_slots() -> None:
+    """Runs left in progress by a crash are resumed on claim, all of them, slot by slot."""
+    store = MemoryStore()
+    task = _task(concurrency=2)
+    store.add_task(task, latest_completed=0)
+    created = [store.create_next_run(task.id, 10).created for _ in range(3)]
+    executor = ManualExecutor()
+    with Scheduler(store, executor, now=10) as scheduler:
+        scheduler.claim_task(task)
+        assert scheduler.settle(30)
+        resumed = executor.running(task.id)
+        assert [r.run_id for r in resumed] == [created[0].run_id, created[1].run_id]
+        assert [r.scheduled_for for r in resumed] == [1, 2]
+        executor.succeed(created[0].run_id)
+        assert scheduler.settle(30)
+        assert [r.run_id for r in executor.running(task.id)] == [
+            created[1].run_id,
+            created[2].run_id,
+        ]
+        assert executor.max_in_flight[task.id] == 2
+
+
+def test_shrinking_concurrency_cancels_nothing_and_is_honoured(harness: Harness) -> None:
+    """Lowering concurrency lets runs in flight finish, and no new run starts above the limit."""
+    task = harness.add_task(concurrency=3, latest_completed=2)
+    harness.scheduler.claim_task(task)
+    harness.settle()
+    assert harness.running() == [3, 4, 5]
+    smaller = _task(concurrency=1)
+    harness.store.update_task(smaller)
+    harness.scheduler.update_task(smaller)
+    harness.tick(7)
+    assert harness.running() == [3, 4, 5]
+    harness.executor.succeed(harness.run_id(3))
+    harness.settle()
+    assert harness.running() == [4, 5]
+    harness.executor.succeed(harness.run_id(4))
+    harness.executor.succeed(harness.run_id(5))
+    harness.settle()
+    assert harness.running() == [6]
+    assert harness.executor.max_in_flight[task.id] == 3
+
+
+def test_deactivating_stops_new_runs(harness: Harness) -> None:
+    """An active task updated to inactive creates no further runs."""
+    task = harness.add_task()
+    harness.scheduler.claim_task(task)
+    harness.tick(6)
+    inactive = Task(id=task.id, options=task.options, status=TaskStatus.INACTIVE, script="job")
+    harness.store.update_task(inactive)
+    harness.scheduler.update_task(inactive)
+    harness.executor.succeed(harness.run_id(6))
+    harness.tick(9)
+    assert harness.running() == []
+    assert len(harness.executor.executed) == 1
+
+
+def test_finished_run_immediately_takes_the_next_due_one(harness: Harness) -> None:
+    """When a run ends (even failed), the slot takes the next due run without waiting for a tick."""
+    task = harness.add_task()
+    harness.scheduler.claim_task(task)
+    harness.tick(8)
+    assert harness.running() == [6]
+    harness.executor.fail(harness.run_id(6), "boom")
+    harness.settle()
+    assert harness.running() == [7]
+    harness.executor.succeed(harness.run_id(7))
+    harness.settle()
+    assert harness.running() == [8]
+
+
+# -- scale and robustness -------------------------------------------------------------------
+
+
+def test_tick_with_nothing_due_sends_no_message(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With 10,000 claimed tasks none of which is due, a tick reaches no TaskActor."""
+    ticks: list[Tick] = []
+    original = TaskActor._tells[Tick]
+
+    def counting(actor: Any, message: Any) -> None:
+        ticks.append(message)
+        original(actor, message)
+
+    monkeypatch.setitem(TaskActor._tells, Tick, counting)  # type: ignore[arg-type]
+    for i in range(10_000):
+        task = harness.add_task(f"t{i}", every=3600, latest_completed=5)
+        harness.scheduler.claim_task(task)
+    harness.settle()
+    harness.tick(6)
+    harness.tick(3599)
+    assert ticks == []
+    harness.tick(3600)
+    assert len(ticks) == 10_000
+
+
+def test_runs_in_flight_hold_no_thread_each(harness: Harness) -> None:
+    """A hundred runs in flight add no thread: runners wait on callbacks, not in wait()."""
+    before = threading.active_count()
+    task = harness.add_task(concurrency=100, latest_completed=0)
+    harness.scheduler.claim_task(task)
+    harness.tick(100)
+    assert len(harness.executor.running()) == 100
+    assert threading.active_count() == before
+
+
+class _FlakyStore(MemoryStore):
+    """A MemoryStore whose chosen methods raise while ``broken`` holds their names."""
+
+    def __init__(self) -> None:
+        super().__init__(clock=lambda: 1_000_000.0)
+        self.broken: set[str] = set()
+
+    def _check(self, name: str) -> None:
+        if name in self.broken:
+            raise OSError(f"{name} is down")
+
+    def create_next_run(self, task_id: str, now: int) -> Any:
+        self._check("create_next_run")
+        return super().create_next_run(task_id, now)
+
+    def update_run_state(self, *args: Any) -> None:
+        self._check("update_run_state")
+        super().update_run_state(*args)
+
+    def finish_run(self, task_id: str, run_id: int) -> Any:
+        self._check("finish_run")
+        return super().finish_run(task_id, run_id)
+
+
+def test_store_failures_are_counted_and_the_scheduler_goes_on() -> None:
+    """A store that raises never kills an actor: errors are counted and later runs happen."""
+    from prometheus_client import CollectorRegistry
+
+    store = _FlakyStore()
+    executor = ManualExecutor()
+    registry = CollectorRegistry()
+    task = _task()
+    store.add_task(task, latest_completed=5)
+    with Scheduler(store, executor, now=5, registry=registry) as scheduler:
+        scheduler.claim_task(task)
+        store.broken = {"create_next_run"}
+        scheduler.tick(6)
+        assert scheduler.settle(30)
+        assert executor.executed == []
+        errors = registry.get_sample_value(
+            "task_scheduler_errors_counter_total", {"error_type": "store error"}
+        )
+        assert errors == 1
+
+        store.broken = {"update_run_state", "finish_run"}
+        scheduler.tick(7)
+        assert scheduler.settle(30)
+        assert [r.scheduled_for for r in executor.running()] == [6]
+        executor.succeed(executor.running()[0].run_id)
+        assert scheduler.settle(30)
+
+        store.broken = set()
+        scheduler.tick(8)
+        assert scheduler.settle(30)
+        # finish_run failed for 6, so the store still holds it in progress and moves on to 7.
+        assert [r.scheduled_for for r in executor.running()] == [7]
+        errors = registry.get_sample_value(
+            "task_scheduler_errors_counter_total", {"error_type": "store error"}
+        )
+        assert errors is not None
+        assert errors >= 4
+
+
+def test_execute_raising_fails_the_run_and_counts_an_error(harness: Harness) -> None:
+    """An executor whose execute raises fails the run with the reason; the slot is freed."""
+    task = harness.add_task()
+    harness.scheduler.claim_task(task)
+    harness.executor.fail_next_execute(ValueError("no such script"))
+    harness.tick(6)
+    (run,) = harness.store.find_runs(task.id)
+    assert run.status is RunStatus.FAILED
+    assert run.log[-1].message == "Run failed to begin execution: no such script"
+    errors = harness.metric("task_scheduler_errors_counter_total", {"error_type": "internal error"})
+    assert errors == 1
+    harness.tick(7)
+    assert harness.running() == [7]
+
+
+def test_offset_delays_the_due_time(harness: Harness) -> None:
+    """A run is for its slot but due at slot + offset."""
+    task = harness.add_task(every=10, offset=3, latest_completed=0)
+    harness.scheduler.claim_task(task)
+    harness.tick(12)
+    assert harness.running() == []
+    harness.tick(13)
+    assert harness.running() == [10]
+    (queued,) = harness.executor.running()
+    assert isinstance(queued, QueuedRun)
+    assert queued.due_at == 13
+    assert queued.script == "job"
