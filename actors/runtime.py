@@ -485,6 +485,8 @@ class Runtime:
                     inbox._run(batch)
                 except BaseException:
                     logger.exception("Unexpected error in a runtime job of %r", inbox._actor)
+                if self._closed:
+                    return  # shutdown drains or refuses whatever is left
         finally:
             with self._lock:
                 self._threads.discard(cast("_Worker", threading.current_thread()))
@@ -502,13 +504,19 @@ class Runtime:
         return self._closed
 
     def _drain_jobs(self) -> None:
+        """Runtime closed: fail the queued jobs' messages (sentinels go back)."""
+        sentinels = 0
         while True:
             try:
                 job = self._jobs.get_nowait()
             except _queue.Empty:
-                return
-            if job is not None:
+                break
+            if job is None:
+                sentinels += 1
+            else:
                 job._reject_all()
+        for _ in range(sentinels):
+            self._jobs.put(None)
 
     def _done(self, count: int) -> None:
         with self._lock:
