@@ -90,6 +90,13 @@ class DaemonOptions:
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line: ``tickactors {run,check} TASKS.toml [options]``; returns the exit code."""
     args = build_parser().parse_args(argv)
+    try:
+        return _main(args)
+    except KeyboardInterrupt:  # before the signal handlers are in place
+        return 128 + signal.SIGINT
+
+
+def _main(args: argparse.Namespace) -> int:
     executors = Executors()
     try:
         task_file = load_task_file(args.task_file, resolve_python=executors.python.resolve)

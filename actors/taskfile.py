@@ -35,7 +35,7 @@ import stat
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import attrs
 
@@ -241,8 +241,6 @@ def _parse_task(
         options = TaskOptions.from_mapping(option_values)
     except InvalidTaskOptions as exc:
         problems.extend(exc.problems)
-    except (TypeError, ValueError) as exc:
-        problems.append(str(exc))
 
     start_at = _start_at(raw, catch_up, options, problems)
     if problems or options is None:
@@ -275,11 +273,8 @@ def _start_at(
     if isinstance(value, datetime.datetime):
         if value.tzinfo is None:
             if options is None:
-                return None  # the time zone is invalid and already reported
-            try:
-                value = value.replace(tzinfo=ZoneInfo(options.timezone))
-            except (ZoneInfoNotFoundError, ValueError):
-                return None
+                return None  # the time zone may be the invalid option, already reported
+            value = value.replace(tzinfo=ZoneInfo(options.timezone))
         return int(value.timestamp())
     problems.append(
         "start_at: expected Unix seconds or a TOML date-time such as "
