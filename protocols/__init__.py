@@ -24,6 +24,7 @@ from protocols.errors import (
     TaskNotFound,
 )
 from protocols.executors import (
+    CommandFailed,
     Promise,
     SubprocessExecutor,
     ThreadExecutor,
@@ -44,6 +45,7 @@ from protocols.options import TaskOptions
 from protocols.stores import MemoryStore
 
 __all__ = [
+    "CommandFailed",
     "Executor",
     "InvalidScript",
     "InvalidTaskOptions",

@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
-from protocols.executors.promise import Promise, WaitOnlyPromise, full_promise
-from protocols.executors.subprocess import SubprocessExecutor
-from protocols.executors.threads import ThreadExecutor
+from protocols.executors.promise import Promise, PromiseTracker, WaitOnlyPromise, full_promise
+from protocols.executors.routing import RoutingExecutor
+from protocols.executors.subprocess import CommandFailed, SubprocessExecutor
+from protocols.executors.threads import RunFunction, ThreadExecutor
 
-__all__ = ["Promise", "SubprocessExecutor", "ThreadExecutor", "WaitOnlyPromise", "full_promise"]
+__all__ = [
+    "CommandFailed",
+    "Promise",
+    "PromiseTracker",
+    "RoutingExecutor",
+    "RunFunction",
+    "SubprocessExecutor",
+    "ThreadExecutor",
+    "WaitOnlyPromise",
+    "full_promise",
+]
