@@ -51,6 +51,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import os
 import queue as _queue
 import sys
 import threading
@@ -63,6 +64,7 @@ import pykka
 from pykka import ActorDeadError, ActorRef, ActorRegistry, ThreadingFuture, messages
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from types import TracebackType
 
     from pykka._actor import ActorInbox
@@ -544,6 +546,31 @@ class Runtime:
             self._jobs.put(None)
 
 
+def _new_urn_source() -> tuple[str, Iterator[int]]:
+    prefix = str(uuid.uuid4())[:23]  # 8-4-4-4 of a random v4 UUID: ~74 random bits
+    return prefix, itertools.count()
+
+
+_urn_prefix, _urn_counter = _new_urn_source()
+
+
+def _reseed_urns() -> None:
+    global _urn_prefix, _urn_counter
+    _urn_prefix, _urn_counter = _new_urn_source()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reseed_urns)
+
+
+def _new_urn() -> str:
+    """A UUID-shaped URN, unique per actor: a random per-process prefix + a counter.
+
+    ``uuid.uuid4().urn`` costs ~5 us, half of an actor's start; this costs ~0.3 us.
+    """
+    return f"urn:uuid:{_urn_prefix}-{next(_urn_counter) & 0xFFFFFFFFFFFF:012x}"
+
+
 _default: Runtime | None = None
 _default_lock = threading.Lock()
 
@@ -578,7 +605,7 @@ class PooledActor(pykka.Actor):
         runtime = self._tickactors_runtime or default_runtime()
         inbox = _Inbox(runtime)
         inbox._actor = self
-        self.actor_urn = uuid.uuid4().urn
+        self.actor_urn = _new_urn()
         self.actor_inbox = inbox
         self.actor_stopped = _StopFlag()
         self._actor_ref = ActorRef(self)
