@@ -211,7 +211,8 @@ class TaskOptions:
             )
         known = {key: value for key, value in mapping.items() if key in _FIELD_NAMES}
         if "name" not in known:
-            known["name"] = None  # reported as "name: ... required" below
+            problems.append("name: missing; a name is required: expected a non-empty string")
+            known["name"] = "-"  # a stand-in, so the other options are still checked
         try:
             options = cls(**known)
         except InvalidTaskOptions as err:

@@ -343,7 +343,7 @@ def test_from_mapping_reports_unknown_keys_with_other_problems() -> None:
         TaskOptions.from_mapping({"every": 0, "colour": "red"})
     problems = caught.value.problems
     assert problems[0].startswith("unknown option 'colour'; valid options are name,")
-    assert any(p.startswith("name: None") for p in problems)
+    assert "name: missing; a name is required: expected a non-empty string" in problems
     assert any(p.startswith("every: 0 seconds") for p in problems)
     assert len(problems) == 3
 
