@@ -34,6 +34,8 @@ __all__ = ["NEVER", "Services", "TaskActor"]
 
 #: The next due time of a task that will never be due by itself (inactive).
 NEVER = 2**62
+#: What a TaskActor last reported when it was due now (any int below every real time).
+DUE = -(2**62)
 
 
 @attrs.frozen
@@ -89,7 +91,7 @@ class TaskActor(SafeActor):
         self._metrics: TaskMetrics | None = None
         self._released = False
         self._draining = False
-        self._reported: tuple[int, bool] | None = None
+        self._reported: int | None = None
         self._resize(task.options.concurrency)
 
     # -- messages -------------------------------------------------------------------
@@ -201,13 +203,19 @@ class TaskActor(SafeActor):
         """Tell the SchedulerActor when this task is next due, if that changed."""
         if self._released:
             return
-        if self._task.active:
-            state = (self._next_due, self._has_queue)
+        if not self._task.active:
+            next_due, has_queue = NEVER, False
         else:
-            state = (NEVER, False)
-        if force or state != self._reported:
-            self._reported = state
-            self._scheduler.tell(NextDue(self._task.id, self._epoch, state[0], state[1], self._now))
+            next_due, has_queue = self._next_due, self._has_queue
+        # While the task is due (a backlog drains), its exact next due time does not
+        # matter to the SchedulerActor: it ticks due tasks every tick. Reporting only
+        # changes of "due now" or of a future due time saves a message per run.
+        key = DUE if has_queue or next_due <= self._now else next_due
+        if force or key != self._reported:
+            self._reported = key
+            self._scheduler.tell(
+                NextDue(self._task.id, self._epoch, next_due, has_queue, self._now)
+            )
 
     # -- slots ----------------------------------------------------------------------
 
