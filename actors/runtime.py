@@ -398,7 +398,8 @@ class Runtime:
         """Block until no message is queued or being handled; False on timeout.
 
         An envelope counts from its ``put`` until its handler has returned and its
-        reply is set, so messages sent by a handler keep the runtime busy. Must not be
+        reply is set, so messages sent by a handler keep the runtime busy. Messages
+        sent to an actor constructed but not started yet count too. Must not be
         called from a handler (raises ``RuntimeError``).
         """
         self._check_not_worker("settle")
@@ -612,7 +613,7 @@ class PooledActor(pykka.Actor):
 
     @staticmethod
     def _create_actor_inbox() -> ActorInbox:
-        msg = "PooledActor creates its inbox in __init__"
+        msg = "PooledActor subclasses must call super().__init__() (PooledActor.__init__)"
         raise NotImplementedError(msg)
 
     @staticmethod
