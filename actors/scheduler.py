@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -24,6 +24,7 @@ from protocols.errors import SchedulerError, SchedulerNotStarted, TaskNotFound
 from protocols.messages import (
     CancelRun,
     Claim,
+    ClaimMany,
     Drain,
     InFlight,
     ListTasks,
@@ -149,8 +150,7 @@ class Scheduler:
         self._now = actor.ask(Now(), block=True)
         if grace > 0:
             self._drain(actor, grace)
-        for task_ref in actor.ask(ReleaseAll(), block=True):
-            self._release(task_ref)
+        actor.ask(ReleaseAll(), block=True)
         self._executor.wait()
         runtime.settle()
         actor.stop()
@@ -224,6 +224,15 @@ class Scheduler:
     def claim_task(self, task: Task) -> None:
         """Start scheduling ``task``; resumes its runs in progress from before a restart."""
         self._ask(Claim(task))
+
+    def claim_tasks(self, tasks: Iterable[Task]) -> dict[str, Exception]:
+        """Claim many tasks in one request to the SchedulerActor (faster than one by one).
+
+        Each task is claimed as by :meth:`claim_task`; the ones refused are returned,
+        by task id, with their error (an empty dict when every claim succeeded).
+        """
+        failures: dict[str, Exception] = self._ask(ClaimMany(tuple(tasks)))
+        return failures
 
     def update_task(self, task: Task) -> None:
         """Re-read ``task``'s options, next due time and manual queue."""

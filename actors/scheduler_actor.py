@@ -11,10 +11,11 @@ from pykka import ActorRef
 
 from actors._base import Handler, SafeActor
 from actors.metrics import INTERNAL_ERROR
-from actors.task_actor import NEVER, Services, TaskActor
+from actors.task_actor import DUE, NEVER, Services, TaskActor, due_key
 from protocols.errors import TaskAlreadyClaimed, TaskNotClaimed, TaskNotFound
 from protocols.messages import (
     Claim,
+    ClaimMany,
     Drain,
     ListTasks,
     Lookup,
@@ -23,11 +24,12 @@ from protocols.messages import (
     QueueChanged,
     Release,
     ReleaseAll,
+    Shutdown,
     Started,
     Tick,
     Update,
 )
-from protocols.model import QueuedRun
+from protocols.model import QueuedRun, Task
 
 __all__ = ["SchedulerActor"]
 
@@ -102,7 +104,18 @@ class SchedulerActor(SafeActor):
     # -- requests from the facade ---------------------------------------------------
 
     def _on_claim(self, message: Claim) -> None:
-        task = message.task
+        self._claim(message.task)
+
+    def _on_claim_many(self, message: ClaimMany) -> dict[str, Exception]:
+        failures: dict[str, Exception] = {}
+        for task in message.tasks:
+            try:
+                self._claim(task)
+            except Exception as exc:
+                failures[task.id] = exc
+        return failures
+
+    def _claim(self, task: Task) -> None:
         metrics = self._svc.metrics
         if task.id in self._tasks:
             metrics.claim(False)
@@ -141,7 +154,8 @@ class SchedulerActor(SafeActor):
         self._tasks[task.id] = entry
         self._index(task.id, entry, next_due if task.active else NEVER, has_queue and task.active)
         metrics.claim(True)
-        ref.tell(Started(self._now, resume))
+        if resume or due_key(task.active, next_due, has_queue, self._now) == DUE:
+            ref.tell(Started(self._now, resume))
 
     def _on_update(self, message: Update) -> None:
         task = message.task
@@ -161,14 +175,17 @@ class SchedulerActor(SafeActor):
         self._svc.metrics.claims_active.dec()
         return entry.ref
 
-    def _on_release_all(self, message: ReleaseAll) -> list[ActorRef[TaskActor]]:
-        refs = [entry.ref for entry in self._tasks.values()]
-        for _ in refs:
+    def _on_release_all(self, message: ReleaseAll) -> int:
+        """Release every task; their runs are cancelled without anyone waiting (stop)."""
+        shutdown = Shutdown()
+        for entry in self._tasks.values():
+            entry.ref.tell(shutdown)
             self._svc.metrics.claims_active.dec()
+        count = len(self._tasks)
         self._tasks.clear()
         self._due.clear()
         self._heap.clear()
-        return refs
+        return count
 
     def _on_lookup(self, message: Lookup) -> ActorRef[TaskActor]:
         entry = self._tasks.get(message.task_id)
@@ -206,6 +223,7 @@ class SchedulerActor(SafeActor):
     _tells: ClassVar[Mapping[type, Handler]] = {Tick: _on_tick, NextDue: _on_next_due}
     _asks: ClassVar[Mapping[type, Handler]] = {
         Claim: _on_claim,
+        ClaimMany: _on_claim_many,
         Update: _on_update,
         Release: _on_release,
         ReleaseAll: _on_release_all,

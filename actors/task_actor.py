@@ -24,18 +24,26 @@ from protocols.messages import (
     NextDue,
     Release,
     RunFinished,
+    Shutdown,
     Started,
     Tick,
     Update,
 )
 from protocols.model import QueuedRun, Task
 
-__all__ = ["NEVER", "Services", "TaskActor"]
+__all__ = ["DUE", "NEVER", "Services", "TaskActor", "due_key"]
 
 #: The next due time of a task that will never be due by itself (inactive).
 NEVER = 2**62
 #: What a TaskActor last reported when it was due now (any int below every real time).
 DUE = -(2**62)
+
+
+def due_key(active: bool, next_due: int, has_queue: bool, now: int) -> int:
+    """What the SchedulerActor must know of a task: DUE now, or when it is next due."""
+    if not active:
+        return NEVER
+    return DUE if has_queue or next_due <= now else next_due
 
 
 @attrs.frozen
@@ -91,7 +99,8 @@ class TaskActor(SafeActor):
         self._metrics: TaskMetrics | None = None
         self._released = False
         self._draining = False
-        self._reported: int | None = None
+        # The SchedulerActor indexed the task from the same facts at claim time.
+        self._reported = due_key(task.active, next_due, has_queue, now)
         self._resize(task.options.concurrency)
 
     # -- messages -------------------------------------------------------------------
@@ -100,7 +109,7 @@ class TaskActor(SafeActor):
         self._now = max(self._now, message.now)
         self._resume.extend(message.resume)
         self._work()
-        self._report(force=True)
+        self._report()
 
     def _on_tick(self, message: Tick) -> None:
         self._now = max(self._now, message.now)
@@ -164,6 +173,11 @@ class TaskActor(SafeActor):
             self.stop()
         return in_flight
 
+    def _on_shutdown(self, message: Shutdown) -> None:
+        """Release and cancel every run in flight, without a caller waiting (scheduler stop)."""
+        for runner, run_id in self._on_release(Release(self._task.id)):
+            runner.tell(CancelRun(run_id))
+
     def _on_in_flight(self, message: InFlight) -> int:
         return len(self._busy) + len(self._resume)
 
@@ -203,14 +217,14 @@ class TaskActor(SafeActor):
         """Tell the SchedulerActor when this task is next due, if that changed."""
         if self._released:
             return
-        if not self._task.active:
-            next_due, has_queue = NEVER, False
-        else:
+        if self._task.active:
             next_due, has_queue = self._next_due, self._has_queue
+        else:
+            next_due, has_queue = NEVER, False
         # While the task is due (a backlog drains), its exact next due time does not
         # matter to the SchedulerActor: it ticks due tasks every tick. Reporting only
         # changes of "due now" or of a future due time saves a message per run.
-        key = DUE if has_queue or next_due <= self._now else next_due
+        key = due_key(self._task.active, next_due, has_queue, self._now)
         if force or key != self._reported:
             self._reported = key
             self._scheduler.tell(
@@ -286,6 +300,7 @@ class TaskActor(SafeActor):
         Update: _on_update,
         RunFinished: _on_run_finished,
         Drain: _on_drain,
+        Shutdown: _on_shutdown,
     }
     _asks: ClassVar[Mapping[type, Handler]] = {
         CancelRun: _on_cancel,

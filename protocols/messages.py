@@ -18,6 +18,7 @@ from protocols.model import QueuedRun, Task
 __all__ = [
     "CancelRun",
     "Claim",
+    "ClaimMany",
     "Drain",
     "Execute",
     "InFlight",
@@ -30,6 +31,7 @@ __all__ = [
     "Release",
     "ReleaseAll",
     "RunFinished",
+    "Shutdown",
     "Started",
     "Tick",
     "Update",
@@ -154,3 +156,15 @@ class Now:
 @attrs.frozen
 class ListTasks:
     """Facade -> SchedulerActor: the actors of every claimed task."""
+
+
+@attrs.frozen
+class Shutdown:
+    """SchedulerActor -> TaskActor at stop: release and cancel every run in flight."""
+
+
+@attrs.frozen
+class ClaimMany:
+    """Facade -> SchedulerActor: claim several tasks in one request."""
+
+    tasks: tuple[Task, ...]

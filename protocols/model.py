@@ -137,6 +137,4 @@ class RunResult:
 
     error: BaseException | None = None
     retryable: bool = False
-    statistics: Mapping[str, Any] = attrs.field(
-        factory=dict, converter=_freeze_mapping, hash=False
-    )
+    statistics: Mapping[str, Any] = attrs.field(factory=dict, converter=_freeze_mapping, hash=False)

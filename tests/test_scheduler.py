@@ -409,3 +409,18 @@ def test_offset_delays_the_due_time(harness: Harness) -> None:
     assert isinstance(queued, QueuedRun)
     assert queued.due_at == 13
     assert queued.script == "job"
+
+
+def test_claim_tasks_claims_in_bulk_and_returns_the_refusals(harness: Harness) -> None:
+    """claim_tasks claims every task it can and returns the others with their errors."""
+    first = harness.add_task("a", latest_completed=4)
+    second = harness.add_task("b")
+    harness.scheduler.claim_task(second)
+    failures = harness.scheduler.claim_tasks([first, second, _task("ghost")])
+    assert sorted(failures) == ["b", "ghost"]
+    assert isinstance(failures["b"], TaskAlreadyClaimed)
+    assert isinstance(failures["ghost"], TaskNotFound)
+    harness.settle()
+    assert harness.running("a") == [5]
+    assert harness.metric("task_scheduler_claims_active") == 2
+    assert harness.metric("task_scheduler_claims_complete_total", {"status": "failure"}) == 2
