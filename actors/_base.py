@@ -38,9 +38,9 @@ class SafeActor(PooledActor):
         ask = self._asks.get(type(message))
         if ask is not None:
             return ask(self, message)
-        self._log.warning("unexpected message dropped", message=repr(message))
+        self._log.warning("unexpected_message_dropped", message=repr(message))
         return None
 
     def _handler_failed(self, message: Any, exc: Exception) -> None:
         """Log a failed handler with its context; subclasses also count it."""
-        self._log.error("message handler failed", message=type(message).__name__, exc_info=exc)
+        self._log.error("message_handler_failed", message=type(message).__name__, exc_info=exc)

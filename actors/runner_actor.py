@@ -162,11 +162,11 @@ class RunnerActor(SafeActor):
         if error is not None:
             self._metrics.scheduler.error(_error_type(error))
             self._log.warning(
-                "run failed", run_id=run.run_id, scheduled_for=run.scheduled_for, error=lines[0]
+                "run_failed", run_id=run.run_id, scheduled_for=run.scheduled_for, error=lines[0]
             )
         else:
             self._log.info(
-                "run finished",
+                "run_finished",
                 run_id=run.run_id,
                 scheduled_for=run.scheduled_for,
                 status=status.value,
@@ -189,7 +189,7 @@ class RunnerActor(SafeActor):
 
     def _store_failed(self, call: str, run: QueuedRun, exc: Exception) -> None:
         self._metrics.scheduler.error(STORE_ERROR)
-        self._log.warning("store call failed", call=call, run_id=run.run_id, error=str(exc))
+        self._log.warning("store_call_failed", call=call, run_id=run.run_id, error=str(exc))
 
     def _handler_failed(self, message: Any, exc: Exception) -> None:
         self._metrics.scheduler.error(INTERNAL_ERROR)

@@ -156,7 +156,7 @@ class Scheduler:
         actor.stop()
         runtime.settle()
         runtime.shutdown()
-        self._log.debug("scheduler stopped", now=self._now)
+        self._log.debug("scheduler_stopped", now=self._now)
 
     def _drain(self, actor: ActorRef[SchedulerActor], grace: float) -> None:
         actor.ask(Drain(), block=True)

@@ -201,7 +201,7 @@ class TaskActor(SafeActor):
                     return
                 except Exception as exc:
                     self._svc.metrics.error(STORE_ERROR)
-                    self._log.warning("Failed to create run", error=str(exc))
+                    self._log.warning("run_create_failed", error=str(exc))
                     return
                 run = created.created
                 self._next_due = created.next_due
@@ -292,7 +292,7 @@ class TaskActor(SafeActor):
 
     def _handler_failed(self, message: Any, exc: Exception) -> None:
         self._svc.metrics.error(INTERNAL_ERROR)
-        self._log.error("message handler failed", message=type(message).__name__, exc_info=exc)
+        self._log.error("message_handler_failed", message=type(message).__name__, exc_info=exc)
 
     _tells: ClassVar[Mapping[type, Handler]] = {
         Started: _on_started,
