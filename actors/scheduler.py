@@ -151,7 +151,10 @@ class Scheduler:
         if grace > 0:
             self._drain(actor, grace)
         actor.ask(ReleaseAll(), block=True)
-        self._executor.wait()
+        try:
+            self._executor.wait()
+        except Exception as exc:
+            self._log.error("executor_wait_failed", error=str(exc), exc_info=exc)
         runtime.settle()
         actor.stop()
         runtime.settle()

@@ -143,6 +143,8 @@ class TaskActor(SafeActor):
         else:
             self._retire(slot)
         self._work()
+        if slot not in self._busy:
+            self._retire(slot)  # idle: an idle task keeps no runner (spawned again on demand)
         self._report()
 
     def _on_drain(self, message: Drain) -> None:

@@ -424,3 +424,18 @@ def test_claim_tasks_claims_in_bulk_and_returns_the_refusals(harness: Harness) -
     assert harness.running("a") == [5]
     assert harness.metric("task_scheduler_claims_active") == 2
     assert harness.metric("task_scheduler_claims_complete_total", {"status": "failure"}) == 2
+
+
+def test_an_idle_task_keeps_no_runner(harness: Harness) -> None:
+    """Runners exist only for busy slots: once a task goes idle its runners are stopped."""
+    runtime = harness.scheduler._runtime
+    assert runtime is not None
+    task = harness.add_task(concurrency=3, latest_completed=2)
+    harness.scheduler.claim_task(task)
+    harness.settle()
+    busy = runtime.actor_count
+    assert harness.running() == [3, 4, 5]
+    harness.executor.succeed_all()
+    harness.settle()
+    assert harness.running() == []
+    assert runtime.actor_count == busy - 3
