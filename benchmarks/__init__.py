@@ -1,0 +1,13 @@
+"""tickactors' benchmark harness: ``python -m benchmarks [SCENARIO...] [--quick]``.
+
+Scenarios: ``tick``, ``claim``, ``throughput``, ``latency`` (tickactors) and
+``apscheduler`` (the latency, throughput and claim workloads on APScheduler 3.11).
+Each is run ``--repeat`` times (default 3) and reported as median and min-max in
+``results.json``, ``results.md`` and ``latency.png``. See :mod:`benchmarks.cli`.
+"""
+
+from __future__ import annotations
+
+from benchmarks.cli import SCENARIOS, main, run
+
+__all__ = ["SCENARIOS", "main", "run"]

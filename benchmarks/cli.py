@@ -1,0 +1,137 @@
+"""The command line and :func:`run`, the one entry point (the smoke test calls it too)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shlex
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from benchmarks import apsched, claim, latency, report, throughput, tick
+from benchmarks._common import Config, Progress, Results, machine_info, quiet_logging
+
+__all__ = ["SCENARIOS", "main", "run"]
+
+#: In the order they run: the quick, deterministic ones first.
+SCENARIOS: dict[str, ModuleType] = {
+    "tick": tick,
+    "claim": claim,
+    "throughput": throughput,
+    "latency": latency,
+    "apscheduler": apsched,
+}
+
+RESULTS_ROOT = Path(__file__).resolve().parent / "results"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def run(
+    scenarios: Sequence[str] = (),
+    *,
+    quick: bool = False,
+    repeat: int | None = None,
+    out: Path | None = None,
+    progress: bool = True,
+    command: str | None = None,
+    on_write: Callable[[list[Path]], None] | None = None,
+) -> Path:
+    """Run ``scenarios`` (all when empty) and write the outputs into ``out``.
+
+    ``out`` defaults to ``benchmarks/results/<timestamp>/``. The outputs are
+    rewritten after every scenario, so an interrupted run keeps what it measured.
+    A scenario that raises is recorded under "Errors" and the others still run.
+    Returns the output directory.
+    """
+    names = list(scenarios) or list(SCENARIOS)
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        raise ValueError(f"unknown scenario(s) {unknown}; choose from {list(SCENARIOS)}")
+    names = [n for n in SCENARIOS if n in names]  # fixed order, no duplicates
+    cfg = Config.make(quick=quick, repeat=repeat, progress=progress)
+    if cfg.repeat < 1:
+        raise ValueError("repeat must be at least 1")
+    if out is None:
+        out = RESULTS_ROOT / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    results = Results()
+    durations: dict[str, float] = {}
+    meta: dict[str, Any] = {
+        "command": command or "benchmarks.run(" + ", ".join(map(repr, names)) + ")",
+        "started": _now(),
+        "finished": None,
+        "scenarios": names,
+        "config": {k: v for k, v in vars(cfg).items() if k != "progress"},
+        "machine": machine_info(),
+        "durations_s": durations,
+    }
+    total = sum(SCENARIOS[name].steps(cfg) for name in names)
+    bar = Progress(total, progress)
+    try:
+        with quiet_logging():
+            for name in names:
+                t0 = time.monotonic()
+                try:
+                    SCENARIOS[name].run(cfg, results, bar)
+                except Exception:
+                    results.errors.append(f"scenario {name} raised: {traceback.format_exc()}")
+                durations[name] = round(time.monotonic() - t0, 1)
+                meta["finished"] = _now()
+                written = report.write_all(out, meta, results, cfg)
+                if on_write is not None:
+                    on_write(written)
+    finally:
+        bar.close()
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Benchmark tickactors (and APScheduler 3.11 on the same workloads).",
+    )
+    parser.add_argument(
+        "scenarios",
+        nargs="*",
+        metavar="SCENARIO",
+        help=f"what to run, among {', '.join(SCENARIOS)} (default: all)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny sizes, 1 repeat: a smoke run of seconds"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=None, help="runs of each case (default 3; --quick: 1)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="directory for results.json/results.md/latency.png "
+        "(default benchmarks/results/<timestamp>/)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    unknown = [s for s in args.scenarios if s not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario(s): {', '.join(unknown)}")
+    if args.repeat is not None and args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    command = "python -m benchmarks " + shlex.join(sys.argv[1:] if argv is None else list(argv))
+    out = run(
+        args.scenarios,
+        quick=args.quick,
+        repeat=args.repeat,
+        out=args.out,
+        progress=not args.no_progress,
+        command=command.strip(),
+    )
+    print(f"results in {out}")
+    print((out / "results.md").read_text())
+    return 0
