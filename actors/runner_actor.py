@@ -31,7 +31,8 @@ class RunnerActor(SafeActor):
 
     On :class:`Execute` it marks the run started, logs the script, and calls the
     executor. It never waits on the promise: the promise's done-callback sends
-    :class:`PromiseDone`. It then records the outcome (state, log lines, metrics),
+    :class:`PromiseDone`. It then records the outcome (state, log lines: the
+    statistics of a successful run as one JSON line when there are any, metrics),
     always calls ``finish_run``, and tells its TaskActor :class:`RunFinished`.
     """
 
@@ -57,6 +58,8 @@ class RunnerActor(SafeActor):
         self._run: QueuedRun | None = None
         self._promise: RunPromise | None = None
         self._started = 0.0
+        self._script: str | None = None
+        self._script_line = ""
 
     # -- messages -------------------------------------------------------------------
 
@@ -68,9 +71,7 @@ class RunnerActor(SafeActor):
         self._started = now
         self._store_call(self._store.update_run_state, run, now, RunStatus.STARTED)
         self._metrics.start_run(now - run.due_at)
-        self._store_call(
-            self._store.add_run_log, run, now, f"Started task from script: {json.dumps(run.script)}"
-        )
+        self._store_call(self._store.add_run_log, run, now, self._started_line(run.script))
         try:
             promise = self._executor.execute(run)
         except Exception as exc:
@@ -137,12 +138,21 @@ class RunnerActor(SafeActor):
         else:
             if result.error is not None:
                 self._fail(run, "Run failed to execute", result.error)
+            elif not result.statistics:
+                self._finish(run, RunStatus.SUCCESS, ("Completed successfully",), None)
             else:
                 try:
                     stats = json.dumps(dict(result.statistics), default=str, sort_keys=True)
                 except (TypeError, ValueError) as exc:
                     stats = json.dumps({"statistics_error": str(exc)})
                 self._finish(run, RunStatus.SUCCESS, (stats, "Completed successfully"), None)
+
+    def _started_line(self, script: str) -> str:
+        """``Started task from script: "<script>"`` (the script quoted as Go's %q would)."""
+        if script != self._script:
+            self._script = script
+            self._script_line = f"Started task from script: {json.dumps(script)}"
+        return self._script_line
 
     def _fail(self, run: QueuedRun, stage: str, error: BaseException) -> None:
         self._finish(run, RunStatus.FAILED, (f"{stage}: {error}",), error)

@@ -439,3 +439,15 @@ def test_an_idle_task_keeps_no_runner(harness: Harness) -> None:
     harness.settle()
     assert harness.running() == []
     assert runtime.actor_count == busy - 3
+
+
+def test_run_log_lines_of_a_success_without_statistics(harness: Harness) -> None:
+    """A success without statistics logs the start and the completion, no empty JSON line."""
+    task = harness.add_task()
+    harness.scheduler.claim_task(task)
+    harness.tick(6)
+    run_id = harness.run_id(6)
+    harness.executor.succeed(run_id)
+    harness.settle()
+    messages = [entry.message for entry in harness.find(run_id).log]
+    assert messages == ['Started task from script: "job"', "Completed successfully"]
