@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import heapq
-from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
@@ -87,8 +86,9 @@ class TaskActor(SafeActor):
         self._next_due = next_due
         self._has_queue = has_queue
         self._now = now
-        self._log = services.log.bind(task_id=task.id)
-        self._resume: deque[QueuedRun] = deque()
+        self._bound_log: Any = None
+        # Runs resumed on claim, oldest first (a list: usually empty, rarely long).
+        self._resume: list[QueuedRun] = []
         self._runners: list[ActorRef[RunnerActor] | None] = []
         # Runners of busy slots beyond a shrunk concurrency: they finish, then retire.
         self._extra_runners: dict[int, ActorRef[RunnerActor]] = {}
@@ -193,7 +193,7 @@ class TaskActor(SafeActor):
         task_id = self._task.id
         while self._free and len(self._busy) < self._concurrency:
             if self._resume:
-                run = self._resume.popleft()
+                run = self._resume.pop(0)
             elif self._task.active and (self._has_queue or self._now >= self._next_due):
                 try:
                     created = store.create_next_run(task_id, self._now)
@@ -232,6 +232,13 @@ class TaskActor(SafeActor):
             self._scheduler.tell(
                 NextDue(self._task.id, self._epoch, next_due, has_queue, self._now)
             )
+
+    @property
+    def _log(self) -> Any:
+        """The logger with ``task_id`` bound, made on first use (idle tasks never log)."""
+        if self._bound_log is None:
+            self._bound_log = self._svc.log.bind(task_id=self._task.id)
+        return self._bound_log
 
     # -- slots ----------------------------------------------------------------------
 
