@@ -1,11 +1,11 @@
 """Profiles of the hot paths, every thread included: ``python -m benchmarks.profiling``.
 
-cProfile only sees the thread that enables it, and tickactors' handlers run on
-the runtime's worker threads, so :func:`profile_all_threads` wraps
-``threading.Thread._bootstrap_inner`` to profile every thread started meanwhile and
-statistics. Workloads: ``tick`` (a tick with 1% of N due, repeated), ``idle`` (ticks
-with nothing due), ``pipeline``
-(draining a backlog: the run pipeline), ``claim`` (claiming N idle tasks).
+cProfile only sees the thread that enables it, and tickactors' handlers run on the
+runtime's worker threads, so :func:`profile_all_threads` wraps
+``threading.Thread._bootstrap_inner`` to profile every thread started meanwhile, and
+merges the statistics. Workloads: ``tick`` (ticks with 1% of N due), ``idle`` (ticks
+with nothing due), ``pipeline`` (draining a backlog: the run pipeline), ``claim``
+(claiming N idle tasks). Setup (claims) is profiled too; see :func:`profile`.
 """
 
 from __future__ import annotations
