@@ -1,0 +1,24 @@
+"""What a user writes to check a store with the kit (here the store is MemoryStore)."""
+
+from collections.abc import Callable
+
+from protocols import MemoryStore, TaskStore
+from protocols.testing.state_machine import SchedulerMachine
+from protocols.testing.store_contract import TaskStoreContract
+
+
+class TestMyStore(TaskStoreContract):
+    """The TaskStore contract suite."""
+
+    def make_store(self, clock: Callable[[], float]) -> TaskStore:
+        return MemoryStore(clock=clock)
+
+
+class MyStoreMachine(SchedulerMachine):
+    """The scheduler state machine, on my store."""
+
+    def make_store(self, clock: Callable[[], float]) -> TaskStore:
+        return MemoryStore(clock=clock)
+
+
+TestMyStoreMachine = MyStoreMachine.TestCase

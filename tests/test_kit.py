@@ -1,0 +1,113 @@
+"""The kit finds real bugs: the state machine rejects deliberately broken stores."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+import pytest
+from hypothesis import HealthCheck, Phase, settings
+
+from protocols import MemoryStore, RunCreation, TaskStore
+from protocols.schedules import due_time, next_slot
+from protocols.testing.state_machine import (
+    RecordingStore,
+    SchedulerMachine,
+    run_scheduler_machine,
+    scheduler_machine,
+)
+
+# Bounded, no shrinking (only finding matters here), no example database.
+FIND = settings(
+    max_examples=300,
+    stateful_step_count=50,
+    deadline=None,
+    database=None,
+    phases=[Phase.generate],
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+class SkipsMissedSlot(MemoryStore):
+    """Broken: with a backlog, it skips the first missed slot."""
+
+    def create_next_run(self, task_id: str, now: int) -> RunCreation:
+        with self._lock:
+            if not self.manual_runs(task_id):
+                task = self.get_task(task_id)
+                slot = self.next_due_run(task_id) - task.options.offset
+                if due_time(task.options, next_slot(task.options, slot)) <= now:
+                    self.update_task(task, latest_completed=slot)
+            return super().create_next_run(task_id, now)
+
+
+class ServesManualLast(MemoryStore):
+    """Broken: a due scheduled run goes before the queued manual runs."""
+
+    def create_next_run(self, task_id: str, now: int) -> RunCreation:
+        with self._lock:
+            record = self._tasks[task_id]
+            if not record.queue or self.next_due_run(task_id) > now:
+                return super().create_next_run(task_id, now)
+            queue, record.queue = record.queue, deque()
+            try:
+                created = super().create_next_run(task_id, now)
+            finally:
+                record.queue = queue
+            return RunCreation(created.created, created.next_due, has_queue=True)
+
+
+class ForgetsLatestCompleted(MemoryStore):
+    """Broken: finish_run does not advance latest completed (slots run twice)."""
+
+    def finish_run(self, task_id: str, run_id: int):  # type: ignore[no-untyped-def]
+        with self._lock:
+            record = self._tasks[task_id]
+            latest = record.latest_completed
+            run = super().finish_run(task_id, run_id)
+            record.latest_completed = latest
+            record.recompute_base()
+            return run
+
+
+BROKEN: list[Callable[[Callable[[], float]], TaskStore]] = [
+    lambda clock: SkipsMissedSlot(clock=clock),
+    lambda clock: ServesManualLast(clock=clock),
+    lambda clock: ForgetsLatestCompleted(clock=clock),
+]
+
+
+@pytest.mark.parametrize(
+    "factory", BROKEN, ids=["skips-missed-slot", "serves-manual-last", "forgets-latest"]
+)
+def test_state_machine_catches_a_broken_store(
+    factory: Callable[[Callable[[], float]], TaskStore],
+) -> None:
+    """run_scheduler_machine fails on a store that breaks the scheduling invariants."""
+    with pytest.raises(AssertionError):
+        run_scheduler_machine(factory, settings=FIND)
+
+
+def test_state_machine_passes_on_memory_store() -> None:
+    """The same machine, same settings, passes on the reference MemoryStore."""
+    run_scheduler_machine(lambda clock: MemoryStore(clock=clock), settings=FIND)
+
+
+def test_scheduler_machine_uses_the_factory() -> None:
+    """scheduler_machine builds a SchedulerMachine subclass whose make_store is the factory."""
+    made: list[TaskStore] = []
+    closed: list[TaskStore] = []
+
+    def factory(clock: Callable[[], float]) -> TaskStore:
+        made.append(MemoryStore(clock=clock))
+        return made[-1]
+
+    machine_class = scheduler_machine(factory, close=closed.append)
+    assert issubclass(machine_class, SchedulerMachine)
+    machine = machine_class()
+    try:
+        assert machine.store is made[0]
+        assert isinstance(machine.recorder, RecordingStore)
+    finally:
+        machine.teardown()
+    assert closed == made
