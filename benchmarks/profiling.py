@@ -4,8 +4,9 @@ cProfile only sees the thread that enables it, and tickactors' handlers run on t
 runtime's worker threads, so :func:`profile_all_threads` wraps
 ``threading.Thread._bootstrap_inner`` to profile every thread started meanwhile, and
 merges the statistics. Workloads: ``tick`` (ticks with 1% of N due), ``idle`` (ticks
-with nothing due), ``pipeline`` (draining a backlog: the run pipeline), ``claim``
-(claiming N idle tasks). Setup (claims) is profiled too; see :func:`profile`.
+with nothing due), ``fanout`` (ticks with all N due), ``pipeline`` (draining a
+backlog: the run pipeline), ``claim`` (claiming N idle tasks). Setup (claims) is
+profiled too; see :func:`profile`.
 """
 
 from __future__ import annotations
@@ -89,6 +90,24 @@ def _idle(n: int) -> Callable[[], None]:
     return work
 
 
+def _fanout(n: int) -> Callable[[], None]:
+    rig = Rig.make()
+    tasks = rig.add(make_tasks(n, every=1), BASE)
+    rig.scheduler.start()
+    rig.claim(tasks)
+    rig.scheduler.settle()
+    rig.scheduler.tick(BASE + 1)  # the first run of each task
+    rig.scheduler.settle()
+
+    def work() -> None:
+        for now in range(BASE + 2, BASE + 7):
+            rig.scheduler.tick(now)
+            rig.scheduler.settle()
+        rig.scheduler.stop()
+
+    return work
+
+
 def _pipeline(n: int) -> Callable[[], None]:
     per_task = 50
     rig = Rig.make(now=BASE - per_task)
@@ -120,6 +139,7 @@ def _claim(n: int) -> Callable[[], None]:
 WORKLOADS: dict[str, tuple[Callable[[int], Callable[[], None]], int]] = {
     "tick": (_tick, 10_000),
     "idle": (_idle, 1_000),
+    "fanout": (_fanout, 10_000),
     "pipeline": (_pipeline, 1_000),
     "claim": (_claim, 20_000),
 }
