@@ -100,7 +100,7 @@ class TaskStore(TaskControlService, Protocol):
       (no catch-up of earlier slots).
     - ``update_task(task, latest_completed=None)``: ``None`` keeps the stored value,
       so missed slots are caught up on re-activation unless the caller passes the
-      current time.
+      current time; latest completed never moves backwards (no slot runs twice).
     - ``force_run(task_id, scheduled_for)``: queue a manual run for that slot
       (:class:`~protocols.errors.RunAlreadyQueued` if one for the same slot waits).
     - ``retry_run(task_id, run_id)``: queue a copy of a finished run under a new id.

@@ -212,11 +212,17 @@ class MemoryStore:
             self._tasks[task.id] = _TaskRecord(task, int(latest_completed))
 
     def update_task(self, task: Task, *, latest_completed: int | None = None) -> None:
-        """Replace the stored task; ``latest_completed=None`` keeps the stored value."""
+        """Replace the stored task; ``latest_completed`` only ever moves forward.
+
+        ``None`` keeps the stored value (missed slots are caught up); a time earlier
+        than the stored value is ignored, so passing "now" to skip a backlog can never
+        make a slot that already ran run again (with a negative offset, a slot can be
+        later than now). To run a past slot again, use :meth:`force_run`.
+        """
         with self._lock:
             record = self._task(task.id)
             record.task = task
-            if latest_completed is not None:
+            if latest_completed is not None and latest_completed > record.latest_completed:
                 record.latest_completed = int(latest_completed)
                 record.recompute_base()
 

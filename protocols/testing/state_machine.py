@@ -231,6 +231,7 @@ class _TaskModel:
     latest_completed: int
     queue: deque[tuple[int, int]] = attrs.Factory(deque)  # (run id, slot), FIFO
     max_concurrency: int = 1
+    scheduled_slots: set[int] = attrs.Factory(set)  # slots with a scheduled run so far
 
 
 @attrs.define
@@ -460,7 +461,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         )
         if skip_missed:
             self.store.update_task(task, latest_completed=self.now)
-            model.latest_completed = self.now
+            model.latest_completed = max(model.latest_completed, self.now)
         else:
             self.store.update_task(task)
         model.task = task
@@ -827,6 +828,10 @@ class SchedulerMachine(RuleBasedStateMachine):
                 f"{self._base(task_id)}), got {queued.scheduled_for}"
             )
             assert due <= now, f"{task_id}: run for {expected} created at {now}, due {due}"
+            assert expected not in model.scheduled_slots, (
+                f"{task_id}: a second scheduled run for slot {expected}"
+            )
+            model.scheduled_slots.add(expected)
             assert queued.due_at == due, (queued, due)
             manual = False
         self.runs[queued.run_id] = _RunModel(

@@ -221,6 +221,15 @@ class TaskStoreContract:
         with pytest.raises(RunNotDueYet):
             store.create_next_run("t1", 505)
 
+    def test_update_task_never_moves_latest_completed_back(self, store: TaskStore) -> None:
+        """A latest_completed earlier than the stored one is ignored: no slot runs twice."""
+        store.add_task(make_task("t1", every=10, offset=-3), latest_completed=10)
+        run = store.create_next_run("t1", 17).created  # slot 20, due at 17
+        assert run.scheduled_for == 20
+        store.finish_run("t1", run.run_id)
+        store.update_task(make_task("t1", every=10, offset=-3), latest_completed=18)
+        assert store.create_next_run("t1", 27).created.scheduled_for == 30
+
     def test_update_task_new_schedule_applies_from_base(self, store: TaskStore) -> None:
         """A changed interval takes effect from the current base."""
         store.add_task(make_task("t1", every=10), latest_completed=120)

@@ -3,8 +3,7 @@
 from collections.abc import Callable
 
 from protocols import MemoryStore, TaskStore
-from protocols.testing.state_machine import SchedulerMachine
-from protocols.testing.store_contract import TaskStoreContract
+from protocols.testing import SchedulerMachine, TaskStoreContract
 
 
 class TestMyStore(TaskStoreContract):
