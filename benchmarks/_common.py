@@ -166,7 +166,10 @@ class Results:
 class Progress:
     """A tqdm bar over the steps of the whole invocation (silent when disabled)."""
 
-    def __init__(self, total: int, enabled: bool) -> None:
+    def __init__(
+        self, total: int, enabled: bool, on_done: Callable[[], None] | None = None
+    ) -> None:
+        self._on_done = on_done
         self._bar: Any = None
         if enabled:
             from tqdm import tqdm  # type: ignore[import-untyped]
@@ -179,8 +182,11 @@ class Progress:
             self._bar.set_description_str(desc)
 
     def done(self) -> None:
+        """One step finished (the outputs are rewritten, so a stopped run keeps it)."""
         if self._bar is not None:
             self._bar.update(1)
+        if self._on_done is not None:
+            self._on_done()
 
     def close(self) -> None:
         if self._bar is not None:

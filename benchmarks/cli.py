@@ -47,7 +47,7 @@ def run(
     """Run ``scenarios`` (all when empty) and write the outputs into ``out``.
 
     ``out`` defaults to ``benchmarks/results/<timestamp>/``. The outputs are
-    rewritten after every scenario, so an interrupted run keeps what it measured.
+    rewritten after every step, so an interrupted run keeps what it measured.
     A scenario that raises is recorded under "Errors" and the others still run.
     Returns the output directory.
     """
@@ -73,7 +73,14 @@ def run(
         "durations_s": durations,
     }
     total = sum(SCENARIOS[name].steps(cfg) for name in names)
-    bar = Progress(total, progress)
+
+    def write() -> None:
+        meta["finished"] = _now()
+        written = report.write_all(out, meta, results, cfg)
+        if on_write is not None:
+            on_write(written)
+
+    bar = Progress(total, progress, write)
     try:
         with quiet_logging():
             for name in names:
@@ -83,10 +90,7 @@ def run(
                 except Exception:
                     results.errors.append(f"scenario {name} raised: {traceback.format_exc()}")
                 durations[name] = round(time.monotonic() - t0, 1)
-                meta["finished"] = _now()
-                written = report.write_all(out, meta, results, cfg)
-                if on_write is not None:
-                    on_write(written)
+                write()
     finally:
         bar.close()
     return out

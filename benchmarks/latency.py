@@ -9,8 +9,9 @@ that is late is counted late, and only a run that never comes is counted missed.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from benchmarks._common import (
     TICKACTORS,
@@ -27,6 +28,7 @@ __all__ = ["TICK_INTERVAL", "record_window", "run", "steps"]
 
 TICK_INTERVAL = 0.01
 LATE_GRACE = 10.0
+STOP_TIMEOUT = 30.0
 
 
 def steps(cfg: Config) -> int:
@@ -61,8 +63,21 @@ def _one(cfg: Config, results: Results, n: int) -> None:
         wait_until(lambda: len(exe.records) >= expected, time.monotonic() + LATE_GRACE)
         exe.window = None
     finally:
-        sched.stop()
+        stopped = stop_within(sched.stop, STOP_TIMEOUT)
     record_window(results, TICKACTORS, case_name(n), exe.records, expected)
+    if not stopped:
+        results.errors.append(
+            f"latency N={n:,}: Scheduler.stop() did not return within {STOP_TIMEOUT:g} s "
+            "(left running in the background: later figures of this invocation are disturbed)"
+        )
+
+
+def stop_within(stop: Callable[[], None], timeout: float) -> bool:
+    """Call ``stop`` in a daemon thread; False if it has not returned after ``timeout``."""
+    thread = threading.Thread(target=stop, name="benchmark-stop", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return not thread.is_alive()
 
 
 def record_window(
