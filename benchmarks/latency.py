@@ -1,8 +1,10 @@
 """``latency``: N tasks ``every 1s`` on the wall-clock ticker, for a fixed window.
 
 Each run's lateness is the time the executor is called minus the run's ``due_at``.
-The window starts at the second boundary two seconds after every task is claimed
-and lasts ``latency_window`` seconds; only runs scheduled inside it count. After the
+Tasks are first due a little after the claims are expected to be done (a claim is
+an ask, which would otherwise queue behind the runs of the tasks claimed before
+it); the window starts at that first slot, or at the next second boundary if the
+claims took longer, and lasts ``latency_window`` seconds; only runs scheduled inside it count. After the
 window the harness waits (up to ``LATE_GRACE`` seconds) for late runs, so a run
 that is late is counted late, and only a run that never comes is counted missed.
 """
@@ -50,12 +52,14 @@ def run(cfg: Config, results: Results, progress: Progress) -> None:
 def _one(cfg: Config, results: Results, n: int) -> None:
     rig = Rig.make(now=None, tick_interval=TICK_INTERVAL)
     exe = rig.executor
-    tasks = rig.add(make_tasks(n, every=1), int(time.time()))
+    # No task is due until every claim is in: claims are asks, which queue behind runs.
+    first = int(time.time()) + 2 + n // 2_000
+    tasks = rig.add(make_tasks(n, every=1), first - 1)
     sched = rig.scheduler
     sched.start()
     try:
         rig.claim(tasks)
-        start = int(time.time()) + 2
+        start = max(first, int(time.time()) + 1)
         end = start + int(cfg.latency_window)
         exe.window = (start, end)
         expected = n * (end - start)
