@@ -5,8 +5,9 @@ Tasks are first due a little after the claims are expected to be done (a claim i
 an ask, which would otherwise queue behind the runs of the tasks claimed before
 it); the window starts at that first slot, or at the next second boundary if the
 claims took longer, and lasts ``latency_window`` seconds; only runs scheduled
-inside it count. After the window the harness waits (up to ``LATE_GRACE`` seconds) for late runs, so a run
-that is late is counted late, and only a run that never comes is counted missed.
+inside it count. After the window the harness waits (up to ``LATE_GRACE`` seconds)
+for late runs, so a run that is late is counted late, and only a run that never
+comes is counted missed.
 """
 
 from __future__ import annotations
