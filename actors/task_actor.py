@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 import attrs
 from pykka import ActorRef
+from pykka.messages import _ActorStop
 
 from actors._base import Handler, SafeActor
 from actors.metrics import INTERNAL_ERROR, SchedulerMetrics, TaskMetrics
@@ -31,6 +32,8 @@ from protocols.messages import (
 from protocols.model import QueuedRun, Task
 
 __all__ = ["DUE", "NEVER", "Services", "TaskActor", "due_key"]
+
+_STOP = _ActorStop()
 
 #: The next due time of a task that will never be due by itself (inactive).
 NEVER = 2**62
@@ -143,8 +146,10 @@ class TaskActor(SafeActor):
         else:
             self._retire(slot)
         self._work()
-        if slot not in self._busy:
-            self._retire(slot)  # idle: an idle task keeps no runner (spawned again on demand)
+        if slot and slot not in self._busy:
+            # An idle task keeps the runner of slot 0 only: a periodic task reuses it
+            # run after run, and a burst's extra runners do not outlive the burst.
+            self._retire(slot)
         self._report()
 
     def _on_drain(self, message: Drain) -> None:
@@ -291,7 +296,7 @@ class TaskActor(SafeActor):
         else:
             runner = self._extra_runners.pop(slot, None)
         if runner is not None:
-            runner.stop(block=False)
+            runner.tell(_STOP)  # what ActorRef.stop sends, without its two futures
 
     def on_stop(self) -> None:
         for slot in list(self._extra_runners):
