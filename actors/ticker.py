@@ -11,8 +11,9 @@ __all__ = ["Ticker"]
 class Ticker:
     """Polls the clock every ``interval`` seconds and calls ``tick(second)`` once per new second.
 
-    As InfluxDB's ``WithTicker``: with a sub-second interval, a tick arrives at most
-    ``interval`` after the second begins. A second that is skipped (a slow poll) is not
+    As InfluxDB's ``WithTicker``, and it also wakes just after each second begins, so
+    a tick arrives within about a millisecond of the second (not up to ``interval``
+    late). A second that is skipped (a slow poll) is not
     ticked on its own: the next tick carries the later time, and the store replays any
     slots it missed.
     """
@@ -47,8 +48,13 @@ class Ticker:
     def _loop(self) -> None:
         prev = int(self._clock()) - 1
         while not self._stopping.is_set():
-            second = int(self._clock())
+            now = self._clock()
+            second = int(now)
             if second > prev:
                 prev = second
                 self._tick(second)
-            self._stopping.wait(self._interval)
+                now = self._clock()
+            # Poll every ``interval``, but wake at the start of the next second rather
+            # than up to ``interval`` after it: runs start on time, not a poll late.
+            until_next = (int(now) + 1) - now
+            self._stopping.wait(min(self._interval, until_next + 0.0005))
