@@ -85,16 +85,23 @@ class SchedulerActor(SafeActor):
         entry = self._tasks.get(message.task_id)
         if entry is None or entry.epoch != message.epoch:
             return  # from an earlier claim of this task id
-        self._index(message.task_id, entry, message.next_due, message.has_queue)
+        # A busy task is left alone only if it knows the time: a stale report is ticked.
+        busy = message.busy and message.as_of >= self._now
+        self._index(message.task_id, entry, message.next_due, message.has_queue, busy)
         if message.task_id in self._due and message.as_of < self._now:
             entry.ref.tell(Tick(self._now))  # it became due while the report was in transit
 
-    def _index(self, task_id: str, entry: _Entry, next_due: int, has_queue: bool) -> None:
+    def _index(
+        self, task_id: str, entry: _Entry, next_due: int, has_queue: bool, busy: bool = False
+    ) -> None:
         entry.next_due = next_due
         entry.has_queue = has_queue
+        entry.seq = -1
         if has_queue or next_due <= self._now:
-            self._due.add(task_id)
-            entry.seq = -1
+            if busy:
+                self._due.discard(task_id)  # it reports again when a slot frees
+            else:
+                self._due.add(task_id)
         else:
             self._due.discard(task_id)
             self._seq += 1

@@ -31,7 +31,7 @@ from protocols.messages import (
 )
 from protocols.model import QueuedRun, Task
 
-__all__ = ["DUE", "NEVER", "Services", "TaskActor", "due_key"]
+__all__ = ["BUSY", "DUE", "NEVER", "Services", "TaskActor", "due_key"]
 
 _STOP = _ActorStop()
 
@@ -39,13 +39,22 @@ _STOP = _ActorStop()
 NEVER = 2**62
 #: What a TaskActor last reported when it was due now (any int below every real time).
 DUE = -(2**62)
+#: What a TaskActor last reported when it was due now but had no free slot.
+BUSY = DUE + 1
 
 
-def due_key(active: bool, next_due: int, has_queue: bool, now: int) -> int:
-    """What the SchedulerActor must know of a task: DUE now, or when it is next due."""
+def due_key(active: bool, next_due: int, has_queue: bool, now: int, busy: bool = False) -> int:
+    """What the SchedulerActor must know of a task.
+
+    NEVER (inactive), the future time it is next due, DUE (due now, with a free slot:
+    tick it), or BUSY (due now but every slot is taken: it will report again when a
+    slot frees, so ticking it would be wasted work).
+    """
     if not active:
         return NEVER
-    return DUE if has_queue or next_due <= now else next_due
+    if has_queue or next_due <= now:
+        return BUSY if busy else DUE
+    return next_due
 
 
 @attrs.frozen
@@ -230,12 +239,14 @@ class TaskActor(SafeActor):
             next_due, has_queue = NEVER, False
         # While the task is due (a backlog drains), its exact next due time does not
         # matter to the SchedulerActor: it ticks due tasks every tick. Reporting only
-        # changes of "due now" or of a future due time saves a message per run.
-        key = due_key(self._task.active, next_due, has_queue, self._now)
+        # changes of "due now" or of a future due time saves a message per run. A due
+        # task with every slot busy asks not to be ticked; it reports when one frees.
+        busy = len(self._busy) >= self._concurrency
+        key = due_key(self._task.active, next_due, has_queue, self._now, busy)
         if force or key != self._reported:
             self._reported = key
             self._scheduler.tell(
-                NextDue(self._task.id, self._epoch, next_due, has_queue, self._now)
+                NextDue(self._task.id, self._epoch, next_due, has_queue, self._now, busy)
             )
 
     @property

@@ -48,13 +48,15 @@ class Tick:
 
 @attrs.frozen
 class NextDue:
-    """A TaskActor's next due time, whether manual runs wait, and the ``now`` it knew."""
+    """A TaskActor's next due time, whether manual runs wait, the ``now`` it knew,
+    and whether every slot is busy (then it needs no tick until it reports again)."""
 
     task_id: str
     epoch: int
     next_due: int
     has_queue: bool
     as_of: int = 0
+    busy: bool = False
 
 
 @attrs.frozen

@@ -451,3 +451,30 @@ def test_run_log_lines_of_a_success_without_statistics(harness: Harness) -> None
     harness.settle()
     messages = [entry.message for entry in harness.find(run_id).log]
     assert messages == ['Started task from script: "job"', "Completed successfully"]
+
+
+def test_a_busy_due_task_is_not_ticked_until_a_slot_frees(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task whose every slot is busy gets no ticks, and catches up once a slot frees."""
+    ticks: list[Tick] = []
+    original = TaskActor._tells[Tick]
+
+    def counting(actor: Any, message: Any) -> None:
+        ticks.append(message)
+        original(actor, message)
+
+    monkeypatch.setitem(TaskActor._tells, Tick, counting)  # type: ignore[arg-type]
+    task = harness.add_task()
+    harness.scheduler.claim_task(task)
+    harness.tick(6)
+    assert harness.running() == [6]
+    for now in range(7, 30):
+        harness.tick(now)
+    assert len(ticks) <= 3  # the first, and at most two to learn the time while busy
+    harness.executor.succeed(harness.run_id(6))
+    harness.settle()
+    assert harness.running() == [7]
+    harness.executor.succeed(harness.run_id(7))
+    harness.settle()
+    assert harness.running() == [8]
