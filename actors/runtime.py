@@ -58,7 +58,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 import pykka
 from pykka import ActorDeadError, ActorRef, ActorRegistry, ThreadingFuture, messages
@@ -71,6 +71,15 @@ if TYPE_CHECKING:
     from pykka._envelope import Envelope
 
 __all__ = ["PooledActor", "PooledFuture", "Runtime", "default_runtime"]
+
+
+class _Wake:
+    """A job that only wakes a worker, which then takes an urgent job first."""
+
+    __slots__ = ()
+
+
+_WAKE: Any = _Wake()
 
 logger = logging.getLogger("tickactors.runtime")
 _pykka_logger = logging.getLogger("pykka")
@@ -162,7 +171,16 @@ class _Worker(threading.Thread):
 class _Inbox:
     """An actor's mailbox and its scheduling token; implements pykka's ``ActorInbox``."""
 
-    __slots__ = ("_actor", "_dead", "_popped", "_queue", "_runtime", "_started", "_token")
+    __slots__ = (
+        "_actor",
+        "_dead",
+        "_popped",
+        "_queue",
+        "_runtime",
+        "_started",
+        "_token",
+        "_urgent",
+    )
 
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
@@ -173,6 +191,7 @@ class _Inbox:
         self._started = False
         self._dead = False
         self._popped = 0  # envelopes taken by get() (teardown); only the token holder
+        self._urgent = False  # jobs jump the queue (PooledActor.urgent)
 
     # pykka's ActorInbox protocol ------------------------------------------------
 
@@ -342,6 +361,9 @@ class Runtime:
         self.workers = workers
         self._batch = batch
         self._jobs: _queue.SimpleQueue[_Inbox | None] = _queue.SimpleQueue()
+        # Jobs of urgent actors: workers take these before the next ordinary job; each
+        # is announced by a _WAKE in _jobs, so an idle worker wakes up for it.
+        self._urgent: deque[_Inbox] = deque()
         self._lock = threading.Lock()
         self._quiet = threading.Condition(self._lock)
         self._in_flight = 0
@@ -480,10 +502,20 @@ class Runtime:
         get = self._jobs.get
         batch = self._batch
         try:
+            urgent = self._urgent
             while True:
-                inbox = get()
+                inbox: _Inbox | None
+                if urgent:
+                    try:
+                        inbox = urgent.popleft()
+                    except IndexError:  # another worker took it
+                        inbox = get()
+                else:
+                    inbox = get()
                 if inbox is None:
                     return
+                if inbox is _WAKE:
+                    continue
                 try:
                     inbox._run(batch)
                 except BaseException:
@@ -499,7 +531,11 @@ class Runtime:
         if self._closed:
             inbox._reject_all()
             return
-        self._jobs.put(inbox)
+        if inbox._urgent:
+            self._urgent.append(inbox)
+            self._jobs.put(_WAKE)
+        else:
+            self._jobs.put(inbox)
         if self._is_closed():  # lost the race with shutdown's final drain
             self._drain_jobs()
 
@@ -516,8 +552,14 @@ class Runtime:
                 break
             if job is None:
                 sentinels += 1
-            else:
+            elif job is not _WAKE:
                 job._reject_all()
+        while True:
+            try:
+                urgent = self._urgent.popleft()
+            except IndexError:
+                break
+            urgent._reject_all()
         for _ in range(sentinels):
             self._jobs.put(None)
 
@@ -599,6 +641,9 @@ class PooledActor(pykka.Actor):
 
     #: The runtime this actor runs on; set per instance by Runtime.spawn().
     _tickactors_runtime: Runtime | None = None
+    #: Urgent actors' jobs run before ordinary ones (a coordinator that many actors
+    #: report to, and whose requests a caller waits on, should not queue behind them).
+    urgent: ClassVar[bool] = False
 
     def __init__(self, *_args: Any, **_kwargs: Any) -> None:
         # Same fields as pykka.Actor.__init__, with a light stop flag and an inbox bound
@@ -606,6 +651,7 @@ class PooledActor(pykka.Actor):
         runtime = self._tickactors_runtime or default_runtime()
         inbox = _Inbox(runtime)
         inbox._actor = self
+        inbox._urgent = self.urgent
         self.actor_urn = _new_urn()
         self.actor_inbox = inbox
         self.actor_stopped = _StopFlag()

@@ -54,6 +54,10 @@ class SchedulerActor(SafeActor):
     every tick, so it learns the time).
     """
 
+    #: Its jobs run before ordinary ones: every TaskActor reports to it, and the
+    #: facade's callers (claim, stop) wait on it, so it must not queue behind runs.
+    urgent = True
+
     def __init__(self, *, services: Services, now: int) -> None:
         super().__init__()
         self._svc = services

@@ -495,3 +495,49 @@ def test_spawn_rejects_non_pooled_actor_classes(runtime: Runtime) -> None:
     """spawn() only accepts PooledActor subclasses."""
     with pytest.raises(TypeError, match="PooledActor"):
         runtime.spawn(pykka.ThreadingActor)
+
+
+# Urgent actors ---------------------------------------------------------------------
+
+
+class Journal(PooledActor):
+    """Appends (its name, the message) to a list shared by the test's actors."""
+
+    def __init__(self, name: str, journal: list[tuple[str, Any]]) -> None:
+        super().__init__()
+        self.name = name
+        self.journal = journal
+
+    def on_receive(self, message: Any) -> Any:
+        self.journal.append((self.name, message))
+        return None
+
+
+class UrgentJournal(Journal):
+    """A Journal whose jobs jump the queue."""
+
+    urgent = True
+
+
+def test_an_urgent_actor_jumps_the_queue_of_ready_actors(runtime: Runtime) -> None:
+    """With the only worker busy, an urgent actor's job runs before earlier ordinary ones."""
+    journal: list[tuple[str, Any]] = []
+    ordinary = [runtime.spawn(Journal, f"o{i}", journal) for i in range(5)]
+    urgent = runtime.spawn(UrgentJournal, "u", journal)
+    _gate, release = block_worker(runtime)
+    for ref in ordinary:
+        ref.tell("work")
+    urgent.tell("report")
+    release.set()
+    assert runtime.settle(WAIT)
+    assert journal[0] == ("u", "report")
+    assert sorted(journal[1:]) == [(f"o{i}", "work") for i in range(5)]
+
+
+def test_urgent_jobs_are_refused_after_shutdown() -> None:
+    """A message to an urgent actor after shutdown fails like any other."""
+    rt = Runtime(workers=1, name="test-urgent")
+    urgent = rt.spawn(UrgentJournal, "u", [])
+    rt.shutdown(timeout=WAIT)
+    with pytest.raises(pykka.ActorDeadError):
+        urgent.tell("late")
