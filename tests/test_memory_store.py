@@ -264,3 +264,18 @@ TestMemoryStoreModel = MemoryStoreModel.TestCase
 TestMemoryStoreModel.settings = settings(
     max_examples=60, stateful_step_count=40, deadline=None, derandomize=True, database=None
 )
+
+
+def test_finished_runs_are_bounded_by_default(clock: FakeClock) -> None:
+    """By default each task keeps the last DEFAULT_MAX_FINISHED_RUNS finished runs."""
+    from protocols.stores.memory import DEFAULT_MAX_FINISHED_RUNS
+
+    store = MemoryStore(clock=clock)
+    store.add_task(make_task("t1", every=1), latest_completed=0)
+    total = DEFAULT_MAX_FINISHED_RUNS + 5
+    for now in range(1, total + 1):
+        run = store.create_next_run("t1", now).created
+        store.finish_run("t1", run.run_id)
+    runs = store.find_runs("t1")
+    assert len(runs) == DEFAULT_MAX_FINISHED_RUNS
+    assert runs[-1].scheduled_for == 6

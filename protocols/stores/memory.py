@@ -24,9 +24,10 @@ Behaviour, in addition to :class:`~protocols.contracts.TaskStore`:
 - ``remove_task`` of an unknown task raises :class:`~protocols.TaskNotFound`.
 - :meth:`MemoryStore.latest_completed` (not part of the contract) reads a
   task's latest completed slot.
-- Runs are kept until their task is removed, unless ``max_finished_runs`` is
-  given: then each task keeps at most that many finished runs, dropping the
-  oldest finished first (a dropped run is unknown from then on).
+- Each task keeps at most ``max_finished_runs`` finished runs (default 1,000),
+  dropping the oldest finished first (a dropped run is unknown from then on), so a
+  long-running service's memory stays bounded; ``None`` keeps every run until its
+  task is removed. Queued and in-progress runs are always kept.
 
 Every object returned is one of the frozen model classes, built on return, so
 callers cannot change the store's state through them.
@@ -52,10 +53,14 @@ from protocols.model import LogEntry, QueuedRun, Run, RunCreation, RunStatus, Ta
 from protocols.options import TaskOptions
 from protocols.schedules import due_time, next_slot
 
-__all__ = ["MemoryStore"]
+__all__ = ["DEFAULT_MAX_FINISHED_RUNS", "MemoryStore"]
 
 _STARTED = RunStatus.STARTED
 _SCHEDULED = RunStatus.SCHEDULED
+
+
+#: How many finished runs each task keeps by default.
+DEFAULT_MAX_FINISHED_RUNS = 1_000
 
 
 class _RunRecord:
@@ -154,15 +159,15 @@ class MemoryStore:
 
     ``clock`` gives the current time in Unix seconds: it stamps ``finished_at``,
     ``requested_at`` and the default ``latest_completed`` of ``add_task``.
-    ``max_finished_runs`` caps how many finished runs each task keeps (``None``:
-    all of them).
+    ``max_finished_runs`` caps how many finished runs each task keeps (default
+    1,000; ``None``: all of them).
     """
 
     def __init__(
         self,
         *,
         clock: Callable[[], float] = time.time,
-        max_finished_runs: int | None = None,
+        max_finished_runs: int | None = DEFAULT_MAX_FINISHED_RUNS,
     ) -> None:
         if max_finished_runs is not None and max_finished_runs < 0:
             raise ValueError(f"max_finished_runs must be >= 0 or None, not {max_finished_runs}")
