@@ -87,7 +87,9 @@ class _RunRecord:
         self.started_at: float | None = None
         self.finished_at: float | None = None
         self.finished = False
-        self.log: list[LogEntry] = []
+        # (when, message) pairs: plain tuples, not LogEntry objects, so a finished run's
+        # log (a tuple of them) is invisible to the garbage collector.
+        self.log: list[tuple[float, str]] | tuple[tuple[float, str], ...] = []
 
     def freeze(self) -> Run:
         """An immutable snapshot of this run."""
@@ -99,9 +101,15 @@ class _RunRecord:
             requested_at=self.requested_at,
             started_at=self.started_at,
             finished_at=self.finished_at,
-            # model.Run's converter=tuple confuses mypy's attrs plugin (unbound _T_co).
-            log=tuple(self.log),
+            log=tuple([LogEntry(when, message) for when, message in self.log]),
         )
+
+    def add_log(self, when: float, message: str) -> None:
+        """Append a log line (also after the run finished)."""
+        log = self.log
+        if isinstance(log, tuple):
+            log = self.log = list(log)
+        log.append((when, message))
 
 
 class _TaskRecord:
@@ -325,6 +333,7 @@ class MemoryStore:
                 raise RunNotFound(task_id, run_id)
             run.finished = True
             run.finished_at = self._clock()
+            run.log = tuple(run.log)
             if not run.requested_at and run.scheduled_for > record.latest_completed:
                 record.latest_completed = run.scheduled_for
             if self._max_finished is not None:
@@ -345,9 +354,9 @@ class MemoryStore:
 
     def add_run_log(self, task_id: str, run_id: int, when: float, message: str) -> None:
         """Append a line to the run's log."""
-        entry = LogEntry(when=when, message=message)
+        entry = (float(when), str(message))
         with self._lock:
-            self._run(task_id, run_id).log.append(entry)
+            self._run(task_id, run_id).add_log(*entry)
 
     # -- manual runs and run history ---------------------------------------------------
 
