@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 
+from actors import Scheduler
 from protocols import MemoryStore, RunCreation, TaskStore
 from protocols.schedules import due_time, next_slot
 from protocols.testing.state_machine import (
@@ -85,12 +86,37 @@ def test_state_machine_catches_a_broken_store(
 ) -> None:
     """run_scheduler_machine fails on a store that breaks the scheduling invariants."""
     with pytest.raises(AssertionError):
-        run_scheduler_machine(factory, settings=FIND)
+        run_scheduler_machine(factory, scheduler_class=Scheduler, settings=FIND)
+
+
+class _CancelIgnoringScheduler(Scheduler):
+    """A broken scheduler variant: cancel_run is accepted and does nothing."""
+
+    def cancel_run(self, task_id: str, run_id: int) -> None:
+        return None
+
+
+def test_state_machine_catches_a_broken_scheduler() -> None:
+    """run_scheduler_machine fails on a scheduler variant whose cancel_run does nothing."""
+    with pytest.raises(AssertionError):
+        run_scheduler_machine(
+            lambda clock: MemoryStore(clock=clock),
+            scheduler_class=_CancelIgnoringScheduler,
+            settings=FIND,
+        )
 
 
 def test_state_machine_passes_on_memory_store() -> None:
     """The same machine, same settings, passes on the reference MemoryStore."""
-    run_scheduler_machine(lambda clock: MemoryStore(clock=clock), settings=FIND)
+    run_scheduler_machine(
+        lambda clock: MemoryStore(clock=clock), scheduler_class=Scheduler, settings=FIND
+    )
+
+
+def test_a_machine_without_a_scheduler_class_says_what_to_set() -> None:
+    """A SchedulerMachine subclass that names no scheduler fails with a clear message."""
+    with pytest.raises(TypeError, match=r"scheduler_class = actors\.Scheduler"):
+        SchedulerMachine()
 
 
 def test_scheduler_machine_uses_the_factory() -> None:
@@ -102,7 +128,7 @@ def test_scheduler_machine_uses_the_factory() -> None:
         made.append(MemoryStore(clock=clock))
         return made[-1]
 
-    machine_class = scheduler_machine(factory, close=closed.append)
+    machine_class = scheduler_machine(factory, close=closed.append, scheduler_class=Scheduler)
     assert issubclass(machine_class, SchedulerMachine)
     machine = machine_class()
     try:

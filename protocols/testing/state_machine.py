@@ -22,15 +22,20 @@ waits for the actors (``settle``) and checks, against a simple model:
 - refused operations raise the documented error and change nothing;
 - after stop: nothing in flight, no pending promise, no thread left behind.
 
-Run it against your own store with a few lines::
-
-    from protocols.testing.state_machine import SchedulerMachine
+Run it against your own store with a few lines (``Scheduler`` being
+:class:`actors.Scheduler`, imported by your test module)::
 
     class MyStoreMachine(SchedulerMachine):
+        scheduler_class = Scheduler
+
         def make_store(self, clock):
             return MyStore(clock=clock)
 
     TestMyStoreMachine = MyStoreMachine.TestCase
+
+``scheduler_class`` names the scheduler to drive (``protocols`` never imports
+``actors``): any class with :class:`actors.Scheduler`'s constructor and methods, so
+the same machine also checks a scheduler variant.
 
 The schedules are ``every`` schedules (1-10 s, offsets -3..3 s), so the slots are
 multiples of ``every`` since the Unix epoch; a store must compute them with
@@ -308,10 +313,18 @@ class SchedulerMachine(RuleBasedStateMachine):
         self._broken = False
         self.scheduler = self._new_scheduler()
 
-    def _new_scheduler(self) -> Any:
-        from actors.scheduler import Scheduler
+    #: The scheduler class to drive, e.g. ``actors.Scheduler`` (set it in a subclass).
+    scheduler_class: ClassVar[type[Any] | None] = None
 
-        scheduler = Scheduler(
+    def _new_scheduler(self) -> Any:
+        scheduler_class = type(self).scheduler_class
+        if scheduler_class is None:
+            raise TypeError(
+                f"{type(self).__name__}.scheduler_class is not set: name the scheduler to "
+                "drive, e.g. `scheduler_class = actors.Scheduler` (protocols never imports "
+                "actors)"
+            )
+        scheduler = scheduler_class(
             self.recorder,
             self.executor,
             now=self.now,
@@ -981,10 +994,16 @@ class SchedulerMachine(RuleBasedStateMachine):
 def scheduler_machine(
     store_factory: Callable[[Callable[[], float]], TaskStore],
     close: Callable[[TaskStore], None] | None = None,
+    *,
+    scheduler_class: type[Any],
 ) -> type[SchedulerMachine]:
-    """A :class:`SchedulerMachine` subclass on stores from ``store_factory(clock)``."""
+    """A :class:`SchedulerMachine` subclass driving ``scheduler_class`` on stores from
+    ``store_factory(clock)``."""
+    chosen = scheduler_class
 
     class _Machine(SchedulerMachine):
+        scheduler_class = chosen
+
         def make_store(self, clock: Callable[[], float]) -> TaskStore:
             return store_factory(clock)
 
@@ -999,8 +1018,10 @@ def scheduler_machine(
 def run_scheduler_machine(
     store_factory: Callable[[Callable[[], float]], TaskStore],
     *,
+    scheduler_class: type[Any],
     settings: Settings | None = None,
     close: Callable[[TaskStore], None] | None = None,
 ) -> None:
     """Run the machine against ``store_factory``'s stores; raises on the first failure."""
-    run_state_machine_as_test(scheduler_machine(store_factory, close), settings=settings)
+    machine = scheduler_machine(store_factory, close, scheduler_class=scheduler_class)
+    run_state_machine_as_test(machine, settings=settings)

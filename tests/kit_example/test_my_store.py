@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 
+from actors import Scheduler
 from protocols import MemoryStore, TaskStore
 from protocols.testing import SchedulerMachine, TaskStoreContract
 
@@ -15,6 +16,8 @@ class TestMyStore(TaskStoreContract):
 
 class MyStoreMachine(SchedulerMachine):
     """The scheduler state machine, on my store."""
+
+    scheduler_class = Scheduler
 
     def make_store(self, clock: Callable[[], float]) -> TaskStore:
         return MemoryStore(clock=clock)
