@@ -1,7 +1,8 @@
 """``claim``: time, memory and threads to claim N idle tasks.
 
 Timed passes (``repeat`` of them, no tracing): wall time of N ``claim_task`` calls
-plus the ``settle()`` after them, the RSS growth over that, the threads alive, and
+plus the ``settle()`` after them (and, separately, of the same claims through
+``claim_tasks`` in requests of 1,000), the RSS growth over that, the threads alive, and
 the time ``stop()`` takes to release them all. Then one traced pass
 (``tracemalloc``, not timed) splits the memory per task into what the task and the
 store's copy cost (``Task`` objects + ``add_task``) and what claiming adds (actors,
@@ -22,6 +23,7 @@ from benchmarks._setup import BASE, Rig, make_tasks
 __all__ = ["run", "steps"]
 
 IDLE_EVERY = 604_800
+BULK = 1_000
 
 
 def steps(cfg: Config) -> int:
@@ -68,6 +70,27 @@ def _timed(cfg: Config, results: Results, n: int) -> None:
     results.add("claim", case, TICKACTORS, "RSS growth per task", (rss1 - rss0) / n, "B")
     results.add("claim", case, TICKACTORS, "threads added", threads, "threads")
     results.add("claim", case, TICKACTORS, "stop time", stop_time, "s")
+    _timed_bulk(cfg, results, n)
+
+
+def _timed_bulk(cfg: Config, results: Results, n: int) -> None:
+    """The same claims through ``claim_tasks`` (one request per 1,000 tasks)."""
+    case = case_name(n)
+    rig = Rig.make()
+    tasks = rig.add(make_tasks(n, every=IDLE_EVERY), BASE)
+    sched = rig.scheduler
+    sched.start()
+    try:
+        with gc_quiet():
+            t0 = time.perf_counter()
+            for i in range(0, n, BULK):
+                failures = sched.claim_tasks(tasks[i : i + BULK])
+                assert not failures, failures
+            sched.settle(cfg.timeout)
+            elapsed = time.perf_counter() - t0
+    finally:
+        sched.stop()
+    results.add("claim", case, TICKACTORS, "claim time (claim_tasks)", elapsed, "s")
 
 
 def _traced(cfg: Config, results: Results, n: int) -> None:

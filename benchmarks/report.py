@@ -176,6 +176,17 @@ def evaluate_targets(results: Results, cfg: Config) -> list[Target]:
                 claim_time.median < 10,
             )
         )
+    bulk_time = _case_for(results, "claim", 100_000, "claim time (claim_tasks)")
+    if bulk_time is not None:
+        out.append(
+            Target(
+                "claim 100,000 tasks < 10 s (claim_tasks)",
+                bulk_time.case,
+                f"{fmt(bulk_time.median)} s",
+                "< 10 s",
+                bulk_time.median < 10,
+            )
+        )
     for case in _sizes(results, "claim", TICKACTORS, "memory per idle claimed task"):
         mem = results.get("claim", case, TICKACTORS, "memory per idle claimed task")
         assert mem is not None
