@@ -27,7 +27,9 @@ class SafeActor(PooledActor):
     _asks: ClassVar[Mapping[type, Handler]] = {}
     _log: Any = structlog.get_logger("tickactors")
 
-    def on_receive(self, message: Any) -> Any:
+    def _handle_receive(self, message: Any) -> Any:
+        # Our messages first, by type (one dict lookup); pykka's own (stop, proxy
+        # calls) go through pykka's dispatch, which ends in on_receive.
         handler = self._tells.get(type(message))
         if handler is not None:
             try:
@@ -38,6 +40,9 @@ class SafeActor(PooledActor):
         ask = self._asks.get(type(message))
         if ask is not None:
             return ask(self, message)
+        return super()._handle_receive(message)
+
+    def on_receive(self, message: Any) -> Any:
         self._log.warning("unexpected_message_dropped", message=repr(message))
         return None
 

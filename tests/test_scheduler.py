@@ -478,3 +478,31 @@ def test_a_busy_due_task_is_not_ticked_until_a_slot_frees(
     harness.executor.succeed(harness.run_id(7))
     harness.settle()
     assert harness.running() == [8]
+
+
+def test_a_failing_handler_or_an_unknown_message_never_kills_an_actor(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A handler that raises is logged and counted; an unknown message is dropped; both go on."""
+    original = TaskActor._tells[Tick]
+    calls: list[int] = []
+
+    def fail_once(actor: Any, message: Any) -> None:
+        calls.append(message.now)
+        if len(calls) == 1:
+            raise RuntimeError("handler bug")
+        original(actor, message)
+
+    monkeypatch.setitem(TaskActor._tells, Tick, fail_once)  # type: ignore[arg-type]
+    task = harness.add_task()
+    harness.scheduler.claim_task(task)
+    actor = harness.scheduler._actor
+    assert actor is not None
+    actor.tell(object())  # not a message anyone knows
+    harness.tick(6)
+    assert harness.running() == []
+    errors = harness.metric("task_scheduler_errors_counter_total", {"error_type": "internal error"})
+    assert errors == 1
+    harness.tick(7)
+    assert harness.running() == [6]
+    assert calls == [6, 7]
