@@ -6,16 +6,19 @@ runtime's worker threads, so :func:`profile_all_threads` wraps
 merges the statistics. Workloads: ``tick`` (ticks with 1% of N due), ``idle`` (ticks
 with nothing due), ``fanout`` (ticks with all N due), ``pipeline`` (draining a
 backlog: the run pipeline), ``claim`` (claiming N idle tasks). Setup (claims) is
-profiled too; see :func:`profile`.
+profiled too; see :func:`profile`. Each profile is preceded by the share of the
+workload's wall time (measured without the profiler) spent in garbage collection.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import io
 import pstats
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -166,6 +169,35 @@ def profile(name: str, n: int | None = None, *, top: int = 30, sort: str = "tott
     return stream.getvalue()
 
 
+def gc_share(name: str, n: int | None = None) -> str:
+    """Run one workload unprofiled and say how much of its wall time the GC took."""
+    make, default_n = WORKLOADS[name]
+    spent = [0.0, 0.0]
+    counts = [0, 0, 0]
+
+    def track(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            spent[1] = time.perf_counter()
+        else:
+            spent[0] += time.perf_counter() - spent[1]
+            counts[info["generation"]] += 1
+
+    with quiet_logging():
+        work = make(default_n if n is None else n)
+        gc.collect()
+        gc.callbacks.append(track)
+        try:
+            t0 = time.perf_counter()
+            work()
+            wall = time.perf_counter() - t0
+        finally:
+            gc.callbacks.remove(track)
+    return (
+        f"garbage collection: {spent[0]:.2f} s of {wall:.2f} s ({spent[0] / wall:.0%}); "
+        f"collections by generation: {counts[0]}, {counts[1]}, {counts[2]}"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.profiling")
     parser.add_argument("workloads", nargs="*", metavar="WORKLOAD", help=", ".join(WORKLOADS))
@@ -178,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown workload(s): {', '.join(unknown)}")
     for name in args.workloads or list(WORKLOADS):
-        text = profile(name, args.n, top=args.top, sort=args.sort)
+        text = gc_share(name, args.n) + "\n\n" + profile(name, args.n, top=args.top, sort=args.sort)
         print(f"==== {name} ====\n{text}")
         if args.out is not None:
             args.out.mkdir(parents=True, exist_ok=True)
