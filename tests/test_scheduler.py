@@ -286,18 +286,22 @@ def test_finished_run_immediately_takes_the_next_due_one(harness: Harness) -> No
 # -- scale and robustness -------------------------------------------------------------------
 
 
-def test_tick_with_nothing_due_sends_no_message(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """With 10,000 claimed tasks none of which is due, a tick reaches no TaskActor."""
-    ticks: list[Tick] = []
+@pytest.fixture
+def ticks(monkeypatch: pytest.MonkeyPatch) -> list[Tick]:
+    """Every Tick a TaskActor handles, in order (the handler is wrapped, not replaced)."""
+    delivered: list[Tick] = []
     original = TaskActor._tells[Tick]
 
     def counting(actor: Any, message: Any) -> None:
-        ticks.append(message)
+        delivered.append(message)
         original(actor, message)
 
     monkeypatch.setitem(TaskActor._tells, Tick, counting)  # type: ignore[arg-type]
+    return delivered
+
+
+def test_tick_with_nothing_due_sends_no_message(harness: Harness, ticks: list[Tick]) -> None:
+    """With 10,000 claimed tasks none of which is due, a tick reaches no TaskActor."""
     for i in range(10_000):
         task = harness.add_task(f"t{i}", every=3600, latest_completed=5)
         harness.scheduler.claim_task(task)
@@ -454,17 +458,9 @@ def test_run_log_lines_of_a_success_without_statistics(harness: Harness) -> None
 
 
 def test_a_busy_due_task_is_not_ticked_until_a_slot_frees(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
+    harness: Harness, ticks: list[Tick]
 ) -> None:
     """A task whose every slot is busy gets no ticks, and catches up once a slot frees."""
-    ticks: list[Tick] = []
-    original = TaskActor._tells[Tick]
-
-    def counting(actor: Any, message: Any) -> None:
-        ticks.append(message)
-        original(actor, message)
-
-    monkeypatch.setitem(TaskActor._tells, Tick, counting)  # type: ignore[arg-type]
     task = harness.add_task()
     harness.scheduler.claim_task(task)
     harness.tick(6)
