@@ -32,7 +32,7 @@ import difflib
 import os
 import re
 import stat
-import sys
+import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -40,11 +40,6 @@ from zoneinfo import ZoneInfo
 import attrs
 
 from protocols import InvalidTaskOptions, Task, TaskOptions, TaskStatus
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
 
 __all__ = [
     "EXECUTOR_KINDS",

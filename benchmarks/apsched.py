@@ -23,7 +23,7 @@ import gc
 import threading
 import time
 import tracemalloc
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.events import (  # type: ignore[import-untyped]
@@ -59,7 +59,7 @@ def noop_job() -> float:
 
 
 def _utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, tz=timezone.utc)
+    return datetime.fromtimestamp(ts, tz=UTC)
 
 
 class _Recorder:
@@ -96,7 +96,7 @@ class _Recorder:
 
 
 def _scheduler(recorder: _Recorder) -> Any:
-    sched = BackgroundScheduler(timezone=timezone.utc)
+    sched = BackgroundScheduler(timezone=UTC)
     sched.add_listener(recorder, EVENT_JOB_EXECUTED | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
     return sched
 
@@ -143,7 +143,7 @@ def _latency(cfg: Config, results: Results, n: int) -> None:
         for i in range(n):
             sched.add_job(
                 noop_job,
-                IntervalTrigger(seconds=1, start_date=trigger_start, timezone=timezone.utc),
+                IntervalTrigger(seconds=1, start_date=trigger_start, timezone=UTC),
                 id=f"t{i}",
             )
         start = max(first, int(time.time()) + 2)
@@ -181,7 +181,7 @@ def _throughput(
         for i in range(n):
             sched.add_job(
                 noop_job,
-                IntervalTrigger(seconds=1, start_date=first, timezone=timezone.utc),
+                IntervalTrigger(seconds=1, start_date=first, timezone=UTC),
                 id=f"t{i}",
                 next_run_time=first,  # else a past start_date skips to the next slot
                 coalesce=False,
@@ -213,7 +213,7 @@ def _add_idle_jobs(sched: Any, n: int) -> None:
     start = _utc(int(time.time()) + 3600)
     for i in range(n):
         sched.add_job(
-            noop_job, IntervalTrigger(hours=1, start_date=start, timezone=timezone.utc), id=f"t{i}"
+            noop_job, IntervalTrigger(hours=1, start_date=start, timezone=UTC), id=f"t{i}"
         )
 
 

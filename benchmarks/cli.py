@@ -31,7 +31,7 @@ RESULTS_ROOT = Path(__file__).resolve().parent / "results"
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).astimezone().isoformat(timespec="seconds")
 
 
 def run(

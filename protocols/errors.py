@@ -92,7 +92,7 @@ class RunNotDueYet(SchedulerError):
     def __init__(self, due_at: int, message: str | None = None) -> None:
         self.due_at = int(due_at)
         if message is None:
-            when = datetime.datetime.fromtimestamp(self.due_at, datetime.timezone.utc)
+            when = datetime.datetime.fromtimestamp(self.due_at, datetime.UTC)
             message = f"run not due until {when.isoformat()} ({self.due_at})"
         super().__init__(message)
 

@@ -201,8 +201,8 @@ class _ParsedCron:
     wildcard: bool = False  # Vixie's rule: *, ? or / in the minute or hour field
 
 
-_EPOCH: Final = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
-_PROBE_START: Final = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
+_EPOCH: Final = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+_PROBE_START: Final = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
 
 
 @functools.lru_cache(maxsize=1024)

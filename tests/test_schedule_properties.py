@@ -45,7 +45,7 @@ def offset_at(zone: str, t: int) -> int:
 @functools.cache
 def transitions(zone: str, year: int) -> tuple[int, ...]:
     """Every instant in ``year`` at which ``zone`` changes its offset (found by bisection)."""
-    start = int(datetime.datetime(year, 1, 1, tzinfo=datetime.timezone.utc).timestamp())
+    start = int(datetime.datetime(year, 1, 1, tzinfo=datetime.UTC).timestamp())
     found: list[int] = []
     for day in range(366):
         low, high = start + day * DAY, start + (day + 1) * DAY

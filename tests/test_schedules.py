@@ -26,7 +26,7 @@ from protocols.schedules import (
     slots_between,
 )
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 HOUR = 3600
 DAY = 86400
 

@@ -82,7 +82,7 @@ def test_good_file_becomes_tasks_with_executor_and_start() -> None:
     assert stats.task.options.timezone == "Europe/Paris"
     assert stats.task.status is TaskStatus.INACTIVE
     assert stats.executor == "python"
-    may_first = int(datetime.datetime(2024, 5, 1, tzinfo=datetime.timezone.utc).timestamp())
+    may_first = int(datetime.datetime(2024, 5, 1, tzinfo=datetime.UTC).timestamp())
     assert rollup.catch_up
     assert rollup.latest_completed(1_800_000_000) == may_first
     # A date-time without an offset is read in the task's time zone (UTC+2 in May).
