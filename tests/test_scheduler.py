@@ -502,3 +502,34 @@ def test_a_failing_handler_or_an_unknown_message_never_kills_an_actor(
     harness.tick(7)
     assert harness.running() == [6]
     assert calls == [6, 7]
+
+
+def test_stop_with_grace_lets_runs_finish_and_starts_none(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """stop(grace=...) starts no new run, and a run that finishes within the grace succeeds."""
+    from protocols.messages import Drain
+
+    drained = threading.Event()
+    original = TaskActor._tells[Drain]
+
+    def drain(actor: Any, message: Any) -> None:
+        original(actor, message)
+        drained.set()
+
+    monkeypatch.setitem(TaskActor._tells, Drain, drain)  # type: ignore[arg-type]
+    task = harness.add_task()
+    harness.scheduler.claim_task(task)
+    harness.tick(8)
+    assert harness.running() == [6]
+    run_id = harness.run_id(6)
+
+    stopper = threading.Thread(target=harness.scheduler.stop, kwargs={"grace": 60.0})
+    stopper.start()
+    assert drained.wait(30)
+    harness.executor.succeed(run_id)
+    stopper.join(timeout=60)
+    assert not stopper.is_alive()
+
+    assert harness.status(run_id) is RunStatus.SUCCESS
+    assert [run.scheduled_for for run in harness.executor.executed] == [6]
