@@ -8,6 +8,8 @@ update detached objects, so a late run completion never resurrects a released se
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Summary
 
 __all__ = ["SchedulerMetrics", "TaskMetrics"]
@@ -23,77 +25,63 @@ class SchedulerMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         registry = REGISTRY if registry is None else registry
-        ns, sub = "task", "scheduler"
+        common: dict[str, Any] = {
+            "namespace": "task",
+            "subsystem": "scheduler",
+            "registry": registry,
+        }
         self.total_runs_complete = Counter(
             "total_runs_complete",
             "Total number of runs completed across all tasks, split out by success or failure.",
             ["status"],
-            namespace=ns,
-            subsystem=sub,
-            registry=registry,
+            **common,
         )
         self.total_runs_active = Gauge(
             "total_runs_active",
             "Total number of runs across all tasks that have started but not yet completed.",
-            namespace=ns,
-            subsystem=sub,
-            registry=registry,
+            **common,
         )
         self.runs_complete = Counter(
             "runs_complete",
             "Number of runs completed, split out by task ID and success or failure.",
             ["task_id", "status"],
-            namespace=ns,
-            subsystem=sub,
-            registry=registry,
+            **common,
         )
         self.runs_active = Gauge(
             "runs_active",
             "Total number of runs that have started but not yet completed, split out by task ID.",
             ["task_id"],
-            namespace=ns,
-            subsystem=sub,
-            registry=registry,
+            **common,
         )
         self.errors_counter = Counter(
             "errors_counter",
             "The number of errors thrown by scheduler with the type of error "
             "(ex. internal error, store error).",
             ["error_type"],
-            namespace=ns,
-            subsystem=sub,
-            registry=registry,
+            **common,
         )
         self.claims_complete = Counter(
             "claims_complete",
             "Total number of claims completed, split out by success or failure.",
             ["status"],
-            namespace=ns,
-            subsystem=sub,
-            registry=registry,
+            **common,
         )
         self.claims_active = Gauge(
             "claims_active",
             "Total number of claims currently held.",
-            namespace=ns,
-            subsystem=sub,
-            registry=registry,
+            **common,
         )
         self.run_queue_delta = Summary(
             "run_queue_delta",
             "The duration in seconds between a run being due to start and actually starting.",
             ["task_id"],
-            namespace=ns,
-            subsystem=sub,
-            registry=registry,
+            **common,
         )
         self.run_execution_delta = Summary(
             "run_execution_delta",
             "The duration in seconds between a run starting and complete execution.",
             ["task_id"],
-            namespace=ns,
-            subsystem=sub,
-            registry=registry,
+            **common,
         )
         self._total_success = self.total_runs_complete.labels(_SUCCESS)
         self._total_failure = self.total_runs_complete.labels(_FAILURE)

@@ -120,7 +120,7 @@ class RunnerActor(SafeActor):
     def _on_promise_done(self, promise: RunPromise) -> None:
         """The done-callback: runs in whatever thread completed the promise."""
         try:
-            self.actor_ref.tell(PromiseDone(promise.run.run_id, promise))
+            self.actor_ref.tell(PromiseDone(promise.run.run_id))
         except ActorDeadError:
             pass
 

@@ -242,8 +242,17 @@ class Scheduler:
         self._ask(Update(task))
 
     def release_task(self, task_id: str) -> None:
-        """Stop scheduling ``task_id`` and cancel its runs in flight."""
-        self._release(self._ask(Release(task_id)))
+        """Stop scheduling ``task_id`` and cancel its runs in flight (recorded on return)."""
+        task_ref: ActorRef[TaskActor] = self._ask(Release(task_id))
+        try:
+            in_flight = task_ref.ask(Release(task_id), block=True)
+        except ActorDeadError:
+            return
+        for runner, run_id in in_flight:
+            try:
+                runner.ask(CancelRun(run_id), block=True)
+            except ActorDeadError:
+                pass  # it finished meanwhile
 
     def cancel_run(self, task_id: str, run_id: int) -> None:
         """Cancel run ``run_id`` of a claimed task."""
@@ -276,17 +285,6 @@ class Scheduler:
         if self._state is _State.STARTED and actor is not None:
             try:
                 actor.ask(QueueChanged(task_id), block=True)
-            except ActorDeadError:
-                pass
-
-    def _release(self, task_ref: ActorRef[TaskActor]) -> None:
-        try:
-            in_flight = task_ref.ask(Release(""), block=True)
-        except ActorDeadError:
-            return
-        for runner, run_id in in_flight:
-            try:
-                runner.ask(CancelRun(run_id), block=True)
             except ActorDeadError:
                 pass
 

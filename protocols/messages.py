@@ -9,8 +9,6 @@ claim never touches a later claim of the same task id.
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
 
 from protocols.model import QueuedRun, Task
@@ -79,7 +77,6 @@ class PromiseDone:
     """The promise of the runner's current run completed (sent by its done-callback)."""
 
     run_id: int
-    promise: Any
 
 
 @attrs.frozen
