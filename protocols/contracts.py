@@ -62,17 +62,29 @@ class TaskControlService(Protocol):
       scheduled slot or the latest scheduled run in progress) if its due time
       (slot + offset) is ``<= now``, else :class:`~protocols.errors.RunNotDueYet`
       with ``due_at``. The returned run is recorded as in progress, status
-      scheduled, and carries the task's script.
+      scheduled, and carries the task's script; a scheduled run has
+      ``requested_at`` 0 and ``due_at`` its due time. Of the returned
+      :class:`~protocols.model.RunCreation`, ``next_due`` is the due time of the
+      next scheduled slot (what ``next_due_run`` returns after the call) and
+      ``has_queue`` whether manual runs still wait.
     - ``next_due_run(task_id)``: the due time of the next slot.
-    - ``currently_running(task_id)``: runs created and not finished.
+    - ``currently_running(task_id)``: runs created and not finished, in no
+      particular order.
     - ``manual_runs(task_id)``: manual runs waiting in the queue, in order.
-    - ``finish_run(task_id, run_id)``: the run leaves the in-progress set; for a
-      scheduled (not manual) run, latest completed becomes
-      ``max(latest completed, scheduled_for)``. Returns the finished run.
-    - ``update_run_state`` / ``add_run_log``: record the run's status and log.
+    - ``finish_run(task_id, run_id)`` of a run in progress: the run leaves the
+      in-progress set; for a scheduled (not manual) run, whatever its status,
+      latest completed becomes ``max(latest completed, scheduled_for)``. Returns
+      the finished run, ``finished_at`` the current time.
+    - ``update_run_state(task_id, run_id, when, status)`` of a run in progress:
+      sets its status; ``STARTED`` also sets ``started_at`` to ``when``, other
+      statuses leave it.
+    - ``add_run_log(task_id, run_id, when, message)`` of a run in progress: appends
+      a line to its log, which ``find_run`` returns in order.
 
-    Unknown tasks raise :class:`~protocols.errors.TaskNotFound`, unknown runs
-    :class:`~protocols.errors.RunNotFound`.
+    Run ids are ``int`` and unique across the store. Unknown tasks raise
+    :class:`~protocols.errors.TaskNotFound`, unknown runs (a run id is known only
+    to its own task) :class:`~protocols.errors.RunNotFound`. The scheduler calls a
+    store from several threads at once; a store must be safe for that.
     """
 
     def create_next_run(self, task_id: str, now: int) -> RunCreation: ...
@@ -97,15 +109,32 @@ class TaskStore(TaskControlService, Protocol):
     """A :class:`TaskControlService` plus task and run management.
 
     - ``add_task(task, latest_completed=None)``: ``None`` means the current time
-      (no catch-up of earlier slots).
-    - ``update_task(task, latest_completed=None)``: ``None`` keeps the stored value,
-      so missed slots are caught up on re-activation unless the caller passes the
-      current time; latest completed never moves backwards (no slot runs twice).
-    - ``force_run(task_id, scheduled_for)``: queue a manual run for that slot
-      (:class:`~protocols.errors.RunAlreadyQueued` if one for the same slot waits).
-    - ``retry_run(task_id, run_id)``: queue a copy of a finished run under a new id.
-    - ``find_runs(task_id)``: every run, by ``scheduled_for`` then id, descending.
+      (no catch-up of earlier slots). A task id already taken raises
+      :class:`~protocols.errors.TaskAlreadyExists` and the stored task is kept.
+    - ``update_task(task, latest_completed=None)``: replaces the stored task (later
+      runs carry its script and follow its schedule from the current base).
+      ``None`` keeps the stored latest completed, so missed slots are caught up on
+      re-activation unless the caller passes the current time; a later time moves
+      it forward, an earlier one is ignored: latest completed never moves
+      backwards (no slot runs twice).
+    - ``remove_task(task_id)``: forgets the task and all its runs.
+    - ``get_task(task_id)``: the task as last added or updated (an equal object).
+    - ``list_tasks()``: every task, in no particular order.
+    - ``force_run(task_id, scheduled_for)``: queue a manual run for that slot, status
+      scheduled, ``requested_at`` the current time in whole seconds but never 0 (a
+      non-zero ``requested_at`` marks a manual run);
+      :class:`~protocols.errors.RunAlreadyQueued` if one for the same slot waits.
+    - ``retry_run(task_id, run_id)``: queue a copy (same slot, queued as by
+      ``force_run``) of a run ``finish_run`` has finished, under a new id. A run
+      still queued, or in progress with a non-terminal status, raises
+      :class:`~protocols.errors.RunNotFinished`.
+    - ``find_runs(task_id)``: every run (queued, in progress, finished), by
+      ``scheduled_for`` then id, descending.
     - ``find_run(task_id, run_id)``: one run, with its log.
+
+    Every method but ``add_task`` and ``remove_task`` raises
+    :class:`~protocols.errors.TaskNotFound` for an unknown task id (what
+    ``remove_task`` does with one is the store's choice).
     """
 
     def add_task(self, task: Task, *, latest_completed: int | None = None) -> None: ...

@@ -14,10 +14,13 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 pytest.register_assert_rewrite("protocols.testing.store_contract")
 
 from protocols import (  # noqa: E402
+    LogEntry,
     MemoryStore,
     RunAlreadyQueued,
     RunNotDueYet,
+    RunNotFound,
     RunStatus,
+    TaskNotFound,
     TaskStore,
 )
 from protocols.testing.store_contract import (  # noqa: E402
@@ -49,10 +52,120 @@ def store(clock: FakeClock) -> MemoryStore:
     return store
 
 
+# -- what only MemoryStore promises (moved out of the contract suite) ----------------------
+
+
 def test_run_ids_start_at_one(store: MemoryStore) -> None:
     """The first run id of a store is 1, then 2, 3..."""
     ids = [store.create_next_run("t1", 200).created.run_id for _ in range(3)]
     assert ids == [1, 2, 3]
+
+
+def test_run_ids_increase_across_the_store_in_creation_order(store: MemoryStore) -> None:
+    """Run ids increase by one per run created, scheduled or manual, whatever the task."""
+    store.add_task(make_task("t2"), latest_completed=100)
+    ids = [
+        store.create_next_run("t1", 200).created.run_id,
+        store.create_next_run("t2", 200).created.run_id,
+        store.force_run("t1", 50).id,
+        store.create_next_run("t2", 200).created.run_id,
+        store.force_run("t2", 50).id,
+        store.force_run("t1", 60).id,
+    ]
+    assert ids == [1, 2, 3, 4, 5, 6]
+    first = store.create_next_run("t1", 200).created.run_id  # the manual run 3
+    store.finish_run("t1", first)
+    assert store.retry_run("t1", first).id == 7
+
+
+def test_list_tasks_sorted_by_id(store: MemoryStore) -> None:
+    """list_tasks returns every task sorted by id, whatever the order they were added in."""
+    for task_id in ("b", "c", "a"):
+        store.add_task(make_task(task_id), latest_completed=100)
+    assert [task.id for task in store.list_tasks()] == ["a", "b", "c", "t1"]
+
+
+def test_currently_running_sorted_by_id(store: MemoryStore) -> None:
+    """currently_running lists scheduled and manual runs in progress by id."""
+    scheduled = store.create_next_run("t1", 120).created
+    store.force_run("t1", 50)
+    store.force_run("t1", 60)
+    manual = store.create_next_run("t1", 120).created
+    later = store.create_next_run("t1", 120).created
+    running = store.currently_running("t1")
+    assert [r.id for r in running] == [scheduled.run_id, manual.run_id, later.run_id]
+    store.finish_run("t1", manual.run_id)
+    assert [r.id for r in store.currently_running("t1")] == [scheduled.run_id, later.run_id]
+
+
+def test_remove_unknown_task_raises_task_not_found(store: MemoryStore) -> None:
+    """remove_task of a task the store does not know raises TaskNotFound; t1 is kept."""
+    with pytest.raises(TaskNotFound):
+        store.remove_task("ghost")
+    assert [task.id for task in store.list_tasks()] == ["t1"]
+
+
+def test_manual_run_due_at_is_the_now_it_was_taken_at(store: MemoryStore) -> None:
+    """A manual run's due_at is the now create_next_run was called with."""
+    store.force_run("t1", 50)
+    store.force_run("t1", 500)
+    assert [store.create_next_run("t1", now).created.due_at for now in (7, 105)] == [7, 105]
+
+
+def test_requested_at_truncates_the_clock(store: MemoryStore, clock: FakeClock) -> None:
+    """requested_at is int(clock()) (1234.9 gives 1234), and 1 when the clock reads 0."""
+    clock.set(1_234.9)
+    assert store.force_run("t1", 50).requested_at == 1_234
+    clock.set(0.0)
+    assert store.force_run("t1", 60).requested_at == 1
+    clock.set(2_000.5)
+    run = store.create_next_run("t1", 100).created
+    store.finish_run("t1", run.run_id)
+    assert store.retry_run("t1", run.run_id).requested_at == 2_000
+
+
+def test_finish_run_of_a_run_not_in_progress_raises_run_not_found(store: MemoryStore) -> None:
+    """finish_run accepts only a run in progress: finished or still queued is RunNotFound."""
+    run = store.create_next_run("t1", 110).created
+    store.finish_run("t1", run.run_id)
+    with pytest.raises(RunNotFound):
+        store.finish_run("t1", run.run_id)
+    forced = store.force_run("t1", 50)
+    with pytest.raises(RunNotFound):
+        store.finish_run("t1", forced.id)
+    assert store.manual_runs("t1") == [forced]
+    assert store.latest_completed("t1") == 110
+
+
+def test_update_run_state_and_add_run_log_accept_a_finished_run(store: MemoryStore) -> None:
+    """update_run_state and add_run_log also record on a run already finished."""
+    run = store.create_next_run("t1", 110).created
+    store.add_run_log("t1", run.run_id, 110.5, "one")
+    store.finish_run("t1", run.run_id)
+    store.update_run_state("t1", run.run_id, 120.0, RunStatus.CANCELED)
+    store.add_run_log("t1", run.run_id, 121.0, "two")
+    found = store.find_run("t1", run.run_id)
+    assert found.status is RunStatus.CANCELED
+    assert found.log == (LogEntry(when=110.5, message="one"), LogEntry(when=121.0, message="two"))
+
+
+def test_update_run_state_and_add_run_log_accept_a_queued_run(store: MemoryStore) -> None:
+    """update_run_state and add_run_log also record on a manual run still queued."""
+    forced = store.force_run("t1", 50)
+    store.update_run_state("t1", forced.id, 1.0, RunStatus.STARTED)
+    store.add_run_log("t1", forced.id, 1.5, "early")
+    [queued] = store.manual_runs("t1")
+    assert (queued.status, queued.started_at) == (RunStatus.STARTED, 1.0)
+    assert queued.log == (LogEntry(when=1.5, message="early"),)
+
+
+def test_retry_of_a_run_with_terminal_status_before_finish(store: MemoryStore) -> None:
+    """A run in progress whose status is terminal can be retried before finish_run."""
+    run = store.create_next_run("t1", 110).created
+    store.update_run_state("t1", run.run_id, 1.0, RunStatus.CANCELED)
+    retry = store.retry_run("t1", run.run_id)
+    assert (retry.scheduled_for, retry.id) == (110, run.run_id + 1)
+    assert [r.id for r in store.manual_runs("t1")] == [retry.id]
 
 
 def test_latest_completed_reads_the_stored_value(store: MemoryStore) -> None:
@@ -131,6 +244,8 @@ def test_max_finished_runs_drops_oldest_finished(clock: FakeClock) -> None:
         store.finish_run("t1", run_id)
     assert [run.id for run in store.find_runs("t1")] == [ids[3], ids[2], ids[1]]
     assert store.find_run("t1", ids[3]).finished_at is None
+    with pytest.raises(RunNotFound):
+        store.find_run("t1", ids[0])  # dropped: unknown from then on
     assert store.latest_completed("t1") == 130
 
 
