@@ -7,6 +7,7 @@ threads (:mod:`actors.runtime`), so an idle claimed task costs no thread.
 
 from __future__ import annotations
 
+from actors._shared import SchedulerStats
 from actors.scheduler import Scheduler
 
-__all__ = ["Scheduler"]
+__all__ = ["Scheduler", "SchedulerStats"]

@@ -1,12 +1,15 @@
-"""What every tickactors actor shares: message dispatch that never dies of a bad message."""
+"""What every tickactors actor shares: message dispatch that never dies of a failed handler."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from types import TracebackType
 from typing import Any, ClassVar
 
 import structlog
 
+from actors._shared import log_safely
+from actors.metrics import INTERNAL_ERROR, SchedulerMetrics
 from actors.runtime import PooledActor
 
 __all__ = ["SafeActor"]
@@ -15,17 +18,22 @@ Handler = Callable[[Any, Any], Any]
 
 
 class SafeActor(PooledActor):
-    """Dispatch by message type.
+    """Dispatch by message type; no handler failure stops the actor.
 
     ``_tells`` handle fire-and-forget messages: an exception there is logged and
-    counted, and the actor carries on (pykka would stop it). ``_asks`` handle
-    requests: their exceptions travel back to the caller, which is how the facade
-    raises ``TaskNotClaimed`` and friends. An unknown message is logged and dropped.
+    counted (``internal error``), and the actor carries on (pykka would stop it).
+    ``_asks`` handle requests: their exceptions travel back to the caller, which is
+    how the facade raises ``TaskNotClaimed`` and friends. Should a message of
+    ``_asks`` arrive as a tell anyway, its failure is logged and counted like a
+    tell's: pykka's failure path (:meth:`_handle_failure`) is overridden so that no
+    path stops the actor. An unknown message is logged and dropped.
     """
 
     _tells: ClassVar[Mapping[type, Handler]] = {}
     _asks: ClassVar[Mapping[type, Handler]] = {}
     _log: Any = structlog.get_logger("tickactors")
+    #: Where handler failures are counted (set by subclasses that have metrics).
+    _errors: SchedulerMetrics | None = None
 
     def _handle_receive(self, message: Any) -> Any:
         # Our messages first, by type (one dict lookup); pykka's own (stop, proxy
@@ -43,9 +51,23 @@ class SafeActor(PooledActor):
         return super()._handle_receive(message)
 
     def on_receive(self, message: Any) -> Any:
-        self._log.warning("unexpected_message_dropped", message=repr(message))
+        log_safely(
+            self._log, self._errors, "warning", "unexpected_message_dropped", message=repr(message)
+        )
         return None
 
-    def _handler_failed(self, message: Any, exc: Exception) -> None:
-        """Log a failed handler with its context; subclasses also count it."""
-        self._log.error("message_handler_failed", message=type(message).__name__, exc_info=exc)
+    def _handle_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """A told message's handler raised outside ``_tells`` (pykka would stop us)."""
+        self._handler_failed(None, exception_value)
+
+    def _handler_failed(self, message: Any, exc: BaseException | None) -> None:
+        """Count a failed handler and log it with its context (never raises)."""
+        if self._errors is not None:
+            self._errors.error(INTERNAL_ERROR)
+        name = "unknown" if message is None else type(message).__name__
+        log_safely(self._log, None, "error", "message_handler_failed", message=name, exc_info=exc)

@@ -10,20 +10,14 @@ from typing import Any, ClassVar
 from pykka import ActorDeadError, ActorRef
 
 from actors._base import Handler, SafeActor
-from actors.metrics import INTERNAL_ERROR, TaskMetrics
+from actors._shared import log_safely
+from actors.metrics import EXECUTOR_ERROR, METRICS_ERROR, STORE_ERROR, TaskMetrics, error_type
 from protocols.contracts import Executor, RunPromise, TaskControlService
 from protocols.errors import RunCanceled
-from protocols.messages import CancelRun, Execute, PromiseDone, RunFinished
+from protocols.messages import Cancel, Execute, Flush, PromiseDone, RunFinished
 from protocols.model import QueuedRun, RunStatus
 
 __all__ = ["RunnerActor"]
-
-STORE_ERROR = "store error"
-
-
-def _error_type(error: BaseException) -> str:
-    code = getattr(error, "code", None)
-    return code if isinstance(code, str) and code else INTERNAL_ERROR
 
 
 class RunnerActor(SafeActor):
@@ -34,6 +28,11 @@ class RunnerActor(SafeActor):
     :class:`PromiseDone`. It then records the outcome (state, log lines: the
     statistics of a successful run as one JSON line when there are any, metrics),
     always calls ``finish_run``, and tells its TaskActor :class:`RunFinished`.
+
+    Whatever fails on the way (the store, a metric, the logger, the executor's
+    ``cancel``) is counted in ``task_scheduler_errors_counter`` by kind and the run
+    goes on to be recorded: :class:`RunFinished` is always sent, so a slot is never
+    left busy with nothing in flight.
     """
 
     def __init__(
@@ -53,6 +52,7 @@ class RunnerActor(SafeActor):
         self._store = store
         self._executor = executor
         self._metrics = metrics
+        self._errors = metrics.scheduler
         self._log = log
         self._clock = clock
         self._run: QueuedRun | None = None
@@ -67,10 +67,9 @@ class RunnerActor(SafeActor):
         run = message.run
         self._run = run
         self._promise = None
-        now = self._clock()
-        self._started = now
+        now = self._started = self._clock()
         self._store_call(self._store.update_run_state, run, now, RunStatus.STARTED)
-        self._metrics.start_run(now - run.due_at)
+        self._count(self._metrics.start_run, now - run.due_at)
         self._store_call(self._store.add_run_log, run, now, self._started_line(run.script))
         try:
             promise = self._executor.execute(run)
@@ -106,14 +105,34 @@ class RunnerActor(SafeActor):
             return  # a run this runner already recorded (e.g. cancelled inline)
         self._record_outcome(self._run, self._promise, cancelling=False)
 
-    def _on_cancel(self, message: CancelRun) -> bool:
-        """Cancel the current run if it is ``run_id``; record it at once if it completed."""
+    def _on_cancel(self, message: Cancel) -> None:
+        """Cancel the current run if it is ``run_id``; record it at once if it completed.
+
+        A ``cancel()`` that raises is counted (``executor error``) and logged; the run
+        then goes on, and its outcome is recorded when its promise completes. A
+        cancel that completes later (a remote job) is recorded then, by PromiseDone.
+        """
         run, promise = self._run, self._promise
         if run is None or promise is None or run.run_id != message.run_id:
-            return False
-        promise.cancel()
-        self._record_outcome(run, promise, cancelling=True)
-        return True
+            return
+        try:
+            promise.cancel()
+        except Exception as exc:
+            self._metrics.scheduler.error(EXECUTOR_ERROR)
+            log_safely(
+                self._log,
+                self._errors,
+                "warning",
+                "run_cancel_failed",
+                run_id=run.run_id,
+                error=str(exc),
+            )
+            return
+        if self._run is run:  # not recorded yet by a callback of cancel()
+            self._record_outcome(run, promise, cancelling=True)
+
+    def _on_flush(self, message: Flush) -> tuple[ActorRef[Any], ...]:
+        return ()
 
     # -- the outcome ----------------------------------------------------------------
 
@@ -164,49 +183,70 @@ class RunnerActor(SafeActor):
         lines: tuple[str, ...],
         error: BaseException | None,
     ) -> None:
-        now = self._clock()
-        for line in lines:
-            self._store_call(self._store.add_run_log, run, now, line)
-        self._store_call(self._store.update_run_state, run, now, status)
-        self._metrics.finish_run(status is RunStatus.SUCCESS, now - self._started)
-        if error is not None:
-            self._metrics.scheduler.error(_error_type(error))
-            self._log.warning(
-                "run_failed", run_id=run.run_id, scheduled_for=run.scheduled_for, error=lines[0]
-            )
-        else:
-            self._log.info(
-                "run_finished",
-                run_id=run.run_id,
-                scheduled_for=run.scheduled_for,
-                status=status.value,
-            )
+        """Record the outcome; whatever fails on the way, the slot is freed."""
         try:
-            self._store.finish_run(run.task_id, run.run_id)
-        except Exception as exc:
-            self._store_failed("finish_run", run, exc)
-        self._run = None
-        self._promise = None
-        self._task_ref.tell(RunFinished(self._slot, run.run_id))
+            now = self._clock()
+            for line in lines:
+                self._store_call(self._store.add_run_log, run, now, line)
+            self._store_call(self._store.update_run_state, run, now, status)
+            self._count(self._metrics.finish_run, status is RunStatus.SUCCESS, now - self._started)
+            if error is not None:
+                self._metrics.scheduler.error(error_type(error))
+                log_safely(
+                    self._log,
+                    self._errors,
+                    "warning",
+                    "run_failed",
+                    run_id=run.run_id,
+                    scheduled_for=run.scheduled_for,
+                    error=lines[0],
+                )
+            else:
+                log_safely(
+                    self._log,
+                    self._errors,
+                    "info",
+                    "run_finished",
+                    run_id=run.run_id,
+                    scheduled_for=run.scheduled_for,
+                    status=status.value,
+                )
+            self._store_call(self._store.finish_run, run)
+        finally:
+            self._run = None
+            self._promise = None
+            try:
+                self._task_ref.tell(RunFinished(self._slot, run.run_id))
+            except ActorDeadError:
+                pass  # the scheduler is shutting down
 
-    # -- store calls never kill the actor -------------------------------------------
+    # -- calls that never kill the actor --------------------------------------------
 
     def _store_call(self, fn: Callable[..., object], run: QueuedRun, *args: object) -> None:
         try:
             fn(run.task_id, run.run_id, *args)
         except Exception as exc:
-            self._store_failed(getattr(fn, "__name__", "store call"), run, exc)
+            self._metrics.scheduler.error(STORE_ERROR)
+            log_safely(
+                self._log,
+                self._errors,
+                "warning",
+                "store_call_failed",
+                call=getattr(fn, "__name__", "store call"),
+                run_id=run.run_id,
+                error=str(exc),
+            )
 
-    def _store_failed(self, call: str, run: QueuedRun, exc: Exception) -> None:
-        self._metrics.scheduler.error(STORE_ERROR)
-        self._log.warning("store_call_failed", call=call, run_id=run.run_id, error=str(exc))
-
-    def _handler_failed(self, message: Any, exc: Exception) -> None:
-        self._metrics.scheduler.error(INTERNAL_ERROR)
-        super()._handler_failed(message, exc)
+    def _count(self, fn: Callable[..., None], *args: object) -> None:
+        try:
+            fn(*args)
+        except Exception as exc:
+            self._metrics.scheduler.error(METRICS_ERROR)
+            log_safely(self._log, self._errors, "warning", "metrics_update_failed", error=str(exc))
 
     _tells: ClassVar[Mapping[type, Handler]] = {
         Execute: _on_execute,
         PromiseDone: _on_promise_done_message,
+        Cancel: _on_cancel,
     }
-    _asks: ClassVar[Mapping[type, Handler]] = {CancelRun: _on_cancel}
+    _asks: ClassVar[Mapping[type, Handler]] = {Flush: _on_flush}

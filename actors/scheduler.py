@@ -10,22 +10,25 @@ from types import TracebackType
 from typing import Any
 from weakref import WeakKeyDictionary
 
+import pykka
 import structlog
 from prometheus_client import REGISTRY, CollectorRegistry
 from pykka import ActorDeadError, ActorRef
 
+from actors._shared import SchedulerStats, Services, log_safely
 from actors.metrics import SchedulerMetrics
 from actors.runtime import Runtime
 from actors.scheduler_actor import SchedulerActor
-from actors.task_actor import Services, TaskActor
+from actors.task_actor import TaskActor
 from actors.ticker import Ticker
 from protocols.contracts import Executor, TaskStore
-from protocols.errors import SchedulerError, SchedulerNotStarted, TaskNotFound
+from protocols.errors import SchedulerError, SchedulerNotStarted, SchedulerTimeout, TaskNotFound
 from protocols.messages import (
     CancelRun,
     Claim,
     ClaimMany,
     Drain,
+    Flush,
     InFlight,
     ListTasks,
     Lookup,
@@ -33,6 +36,7 @@ from protocols.messages import (
     QueueChanged,
     Release,
     ReleaseAll,
+    Stats,
     Tick,
     Update,
 )
@@ -67,9 +71,14 @@ class Scheduler:
     store, it resumes what was in progress) after :meth:`stop`.
 
     Extra keyword arguments beyond API.md: ``clock`` (the wall clock used for run
-    timestamps, metrics and the ticker; default :func:`time.time`) and ``workers``
+    timestamps, metrics and the ticker; default :func:`time.time`), ``workers``
     (threads of the actor runtime; default 1: the GIL makes more useless for
-    CPU-bound handlers, but a store that blocks on I/O benefits from 2-4).
+    CPU-bound handlers, but a store that blocks on I/O benefits from 2-4),
+    ``call_timeout`` (seconds every call waits for the actors before it raises
+    :class:`~protocols.errors.SchedulerTimeout`; default 30: a wedged actor never
+    hangs the caller forever) and ``metrics`` (the
+    :class:`~actors.metrics.SchedulerMetrics` to update instead of the registry's
+    own set: a seam for tests and custom metrics).
     """
 
     def __init__(
@@ -83,6 +92,8 @@ class Scheduler:
         logger: Any | None = None,
         clock: Callable[[], float] = time.time,
         workers: int = 1,
+        call_timeout: float = 30.0,
+        metrics: SchedulerMetrics | None = None,
     ) -> None:
         if tick_interval is not None and not tick_interval > 0:
             raise ValueError(
@@ -90,10 +101,15 @@ class Scheduler:
             )
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers!r}")
+        if not call_timeout > 0:
+            raise ValueError(
+                f"call_timeout must be a positive number of seconds, got {call_timeout!r}"
+            )
+        self._call_timeout = float(call_timeout)
         self._store = store
         self._executor = executor
         self._now = int(clock()) if now is None else int(now)
-        self._metrics = _metrics_for(registry)
+        self._metrics = _metrics_for(registry) if metrics is None else metrics
         self._tick_interval = tick_interval
         self._log = (logger if logger is not None else structlog.get_logger("tickactors")).bind(
             svc="tickactors/scheduler"
@@ -135,9 +151,13 @@ class Scheduler:
     def stop(self, *, grace: float = 0.0) -> None:
         """Release every task, cancel its runs, wait for them and for ``executor.wait()``.
 
-        With ``grace`` > 0, no new run starts and runs in flight get up to ``grace``
-        seconds to finish before they are cancelled. Stopping a scheduler that was
-        never started, or twice, does nothing.
+        With ``grace`` > 0, no new run starts (nor does a run waiting to be resumed) and
+        runs executing get up to ``grace`` seconds to finish before they are cancelled;
+        stop returns as soon as none executes. Then every run in flight is cancelled,
+        ``executor.wait()`` is awaited (it is the executor's to bound), and so is the
+        recording of every cancelled run, for at most ``call_timeout`` seconds (a
+        warning is logged if that passes). Stopping a scheduler that was never
+        started, or twice, does nothing.
         """
         if self._state is not _State.STARTED:
             return
@@ -147,35 +167,67 @@ class Scheduler:
         if self._ticker is not None:
             self._ticker.stop()
         self._state = _State.STOPPED
-        self._now = actor.ask(Now(), block=True)
-        if grace > 0:
-            self._drain(actor, grace)
-        actor.ask(ReleaseAll(), block=True)
+        try:
+            self._now = self._call(actor, Now(), "stop")
+            if grace > 0:
+                self._drain(actor, grace)
+            self._call(actor, ReleaseAll(), "stop")
+        except SchedulerTimeout as exc:
+            self._logs("error", "scheduler_stop_timed_out", error=str(exc))
         try:
             self._executor.wait()
         except Exception as exc:
-            self._log.error("executor_wait_failed", error=str(exc), exc_info=exc)
-        runtime.settle()
-        actor.stop()
-        runtime.settle()
-        runtime.shutdown()
-        self._log.debug("scheduler_stopped", now=self._now)
+            self._logs("error", "executor_wait_failed", error=str(exc), exc_info=exc)
+        self._await_released(actor, runtime)
+        timeout = self._call_timeout
+        runtime.settle(timeout)
+        try:
+            actor.stop(block=True, timeout=timeout)
+        except pykka.Timeout:
+            self._logs("error", "scheduler_stop_timed_out", error="the SchedulerActor did not stop")
+        runtime.settle(timeout)
+        runtime.shutdown(timeout)
+        self._logs("debug", "scheduler_stopped", now=self._now)
 
     def _drain(self, actor: ActorRef[SchedulerActor], grace: float) -> None:
-        actor.ask(Drain(), block=True)
+        self._call(actor, Drain(), "stop")
+        self._logs("info", "scheduler_draining", grace=grace)
         deadline = time.monotonic() + grace
         pause = threading.Event()
-        refs: list[ActorRef[TaskActor]] = actor.ask(ListTasks(), block=True)
+        refs: list[ActorRef[TaskActor]] = self._call(actor, ListTasks(), "stop")
         while time.monotonic() < deadline:
             busy = 0
             for ref in refs:
                 try:
-                    busy += ref.ask(InFlight(), block=True)
+                    busy += self._call(ref, InFlight(), "stop")
                 except ActorDeadError:
                     pass
             if not busy:
                 return
             pause.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+
+    def _await_released(self, actor: ActorRef[SchedulerActor], runtime: Runtime) -> None:
+        """Wait until every released task's cancelled runs are recorded (bounded)."""
+        deadline = time.monotonic() + self._call_timeout
+        pause = threading.Event()
+        while True:
+            runtime.settle(max(0.0, deadline - time.monotonic()))
+            try:
+                stats: SchedulerStats = self._call(actor, Stats(), "stop")
+            except (SchedulerTimeout, ActorDeadError):
+                return
+            if not stats.releasing:
+                return
+            if time.monotonic() >= deadline:
+                self._logs(
+                    "warning",
+                    "scheduler_stopped_with_runs_unrecorded",
+                    tasks=stats.releasing,
+                    waited=self._call_timeout,
+                )
+                return
+            # A done-callback may still be on its way (executor.wait() returned first).
+            pause.wait(0.01)
 
     def __enter__(self) -> Scheduler:
         self.start()
@@ -195,7 +247,7 @@ class Scheduler:
         """The time of the last tick (the ``now`` given at construction before any)."""
         if self._state is _State.STARTED and self._actor is not None:
             try:
-                now: int = self._actor.ask(Now(), block=True)
+                now: int = self._call(self._actor, Now(), "now")
             except ActorDeadError:
                 return self._now
             return now
@@ -226,7 +278,7 @@ class Scheduler:
 
     def claim_task(self, task: Task) -> None:
         """Start scheduling ``task``; resumes its runs in progress from before a restart."""
-        self._ask(Claim(task))
+        self._ask(Claim(task), "claim_task")
 
     def claim_tasks(self, tasks: Iterable[Task]) -> dict[str, Exception]:
         """Claim many tasks in one request to the SchedulerActor (faster than one by one).
@@ -234,37 +286,37 @@ class Scheduler:
         Each task is claimed as by :meth:`claim_task`; the ones refused are returned,
         by task id, with their error (an empty dict when every claim succeeded).
         """
-        failures: dict[str, Exception] = self._ask(ClaimMany(tuple(tasks)))
+        failures: dict[str, Exception] = self._ask(ClaimMany(tuple(tasks)), "claim_tasks")
         return failures
 
     def update_task(self, task: Task) -> None:
         """Re-read ``task``'s options, next due time and manual queue."""
-        self._ask(Update(task))
+        self._ask(Update(task), "update_task")
 
     def release_task(self, task_id: str) -> None:
-        """Stop scheduling ``task_id`` and cancel its runs in flight (recorded on return)."""
-        task_ref: ActorRef[TaskActor] = self._ask(Release(task_id))
-        try:
-            in_flight = task_ref.ask(Release(task_id), block=True)
-        except ActorDeadError:
-            return
-        for runner, run_id in in_flight:
-            try:
-                runner.ask(CancelRun(run_id), block=True)
-            except ActorDeadError:
-                pass  # it finished meanwhile
+        """Stop scheduling ``task_id`` and cancel its runs in flight.
+
+        On return every run whose cancel completed at once is recorded (canceled). A
+        run whose cancel completes later (a remote job) is recorded when it does;
+        until then it keeps its slot, and claiming the task again never resumes it
+        (:meth:`stats` counts such tasks as ``releasing``).
+        """
+        task_ref: ActorRef[TaskActor] = self._ask(Release(task_id), "release_task")
+        self._flush(task_ref, "release_task")
 
     def cancel_run(self, task_id: str, run_id: int) -> None:
-        """Cancel run ``run_id`` of a claimed task."""
-        task_ref: ActorRef[TaskActor] = self._ask(Lookup(task_id))
+        """Cancel run ``run_id`` of a claimed task (recorded on return if the cancel completed)."""
+        task_ref: ActorRef[TaskActor] = self._ask(Lookup(task_id), "cancel_run")
         try:
-            runner = task_ref.ask(CancelRun(run_id), block=True)
+            runner = self._call(task_ref, CancelRun(run_id), "cancel_run")
         except ActorDeadError:
             raise TaskNotFound(task_id, f"task not found: {task_id!r} was released") from None
-        try:
-            runner.ask(CancelRun(run_id), block=True)
-        except ActorDeadError:
-            pass  # it finished meanwhile
+        self._flush(runner, "cancel_run")
+
+    def stats(self) -> SchedulerStats:
+        """What the scheduler holds now: claimed, releasing and due tasks, index size."""
+        stats: SchedulerStats = self._ask(Stats(), "stats")
+        return stats
 
     def force_run(self, task_id: str, scheduled_for: int) -> Run:
         """Queue a manual run for ``scheduled_for`` (the store's), and tell the task."""
@@ -284,15 +336,38 @@ class Scheduler:
         actor = self._actor
         if self._state is _State.STARTED and actor is not None:
             try:
-                actor.ask(QueueChanged(task_id), block=True)
+                self._call(actor, QueueChanged(task_id), "force_run")
             except ActorDeadError:
                 pass
 
-    def _ask(self, message: object) -> Any:
+    def _ask(self, message: object, call: str) -> Any:
+        """Ask the SchedulerActor; ``call`` names the facade method (for errors)."""
         actor = self._actor
         if self._state is not _State.STARTED or actor is None:
             raise SchedulerNotStarted()
         try:
-            return actor.ask(message, block=True)
+            return self._call(actor, message, call)
         except ActorDeadError:
             raise SchedulerNotStarted() from None
+
+    def _call(self, ref: ActorRef[Any], message: object, call: str) -> Any:
+        """``ref.ask(message)``, bounded by ``call_timeout`` (:class:`SchedulerTimeout`)."""
+        try:
+            return ref.ask(message, block=True, timeout=self._call_timeout)
+        except pykka.Timeout:
+            raise SchedulerTimeout(call, self._call_timeout) from None
+
+    def _flush(self, ref: ActorRef[Any], call: str) -> None:
+        """Wait until ``ref`` and the actors it forwarded work to have handled it."""
+        try:
+            forwarded: tuple[ActorRef[Any], ...] = self._call(ref, Flush(), call)
+        except ActorDeadError:
+            return
+        for other in forwarded:
+            try:
+                self._call(other, Flush(), call)
+            except ActorDeadError:
+                pass  # it finished meanwhile
+
+    def _logs(self, level: str, event: str, **fields: Any) -> None:
+        log_safely(self._log, self._metrics, level, event, **fields)

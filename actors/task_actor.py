@@ -3,70 +3,39 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
-import attrs
-from pykka import ActorRef
+from pykka import ActorDeadError, ActorRef
 from pykka.messages import _ActorStop
 
 from actors._base import Handler, SafeActor
-from actors.metrics import INTERNAL_ERROR, SchedulerMetrics, TaskMetrics
-from actors.runner_actor import STORE_ERROR, RunnerActor
-from actors.runtime import Runtime
-from protocols.contracts import Executor, TaskControlService
-from protocols.errors import RunNotDueYet, RunNotFound
+from actors._shared import NEVER, Services, due_key, log_safely
+from actors.metrics import NOT_FOUND, STORE_ERROR, TaskMetrics
+from actors.runner_actor import RunnerActor
+from protocols.errors import RunNotDueYet, RunNotFound, TaskNotFound
 from protocols.messages import (
+    Cancel,
     CancelRun,
     Drain,
     Execute,
+    Flush,
+    Gone,
     InFlight,
     NextDue,
+    Reclaim,
     Release,
+    Retired,
     RunFinished,
-    Shutdown,
     Started,
     Tick,
     Update,
 )
-from protocols.model import QueuedRun, Task
+from protocols.model import QueuedRun, Run, Task
 
-__all__ = ["BUSY", "DUE", "NEVER", "Services", "TaskActor", "due_key"]
+__all__ = ["TaskActor"]
 
 _STOP = _ActorStop()
-
-#: The next due time of a task that will never be due by itself (inactive).
-NEVER = 2**62
-#: What a TaskActor last reported when it was due now (any int below every real time).
-DUE = -(2**62)
-#: What a TaskActor last reported when it was due now but had no free slot.
-BUSY = DUE + 1
-
-
-def due_key(active: bool, next_due: int, has_queue: bool, now: int, busy: bool = False) -> int:
-    """What the SchedulerActor must know of a task.
-
-    NEVER (inactive), the future time it is next due, DUE (due now, with a free slot:
-    tick it), or BUSY (due now but every slot is taken: it will report again when a
-    slot frees, so ticking it would be wasted work).
-    """
-    if not active:
-        return NEVER
-    if has_queue or next_due <= now:
-        return BUSY if busy else DUE
-    return next_due
-
-
-@attrs.frozen
-class Services:
-    """What every actor of one Scheduler shares (all of it thread-safe or immutable)."""
-
-    store: TaskControlService
-    executor: Executor
-    metrics: SchedulerMetrics
-    runtime: Runtime
-    log: Any
-    clock: Callable[[], float]
 
 
 class TaskActor(SafeActor):
@@ -76,7 +45,16 @@ class TaskActor(SafeActor):
     frees, hands each run to the RunnerActor of a free slot, and reports its next
     due time to the SchedulerActor whenever that changes, so only due tasks are
     ticked. Runs resumed on claim (from before a restart) take free slots first;
-    there is no limit on how many wait for a slot.
+    there is no limit on how many wait for a slot. A run the store has in progress
+    whose outcome is already recorded (the process died before ``finish_run``) is
+    completed, never executed again.
+
+    Released, it cancels its runs in flight and starts nothing; once the last one is
+    recorded it reports :class:`Retired` and the SchedulerActor stops it. Claimed
+    again before that (:class:`Reclaim`), it carries on with those runs still in
+    their slots, and resumes only the store's runs that are not its own: one run
+    never executes twice at once. If the store no longer knows the task, it says so
+    once (:class:`Gone`) and the SchedulerActor releases it.
     """
 
     def __init__(
@@ -92,6 +70,7 @@ class TaskActor(SafeActor):
     ) -> None:
         super().__init__()
         self._svc = services
+        self._errors = services.metrics
         self._scheduler = scheduler_ref
         self._task = task
         self._epoch = epoch
@@ -104,13 +83,17 @@ class TaskActor(SafeActor):
         self._runners: list[ActorRef[RunnerActor] | None] = []
         # Runners of busy slots beyond a shrunk concurrency: they finish, then retire.
         self._extra_runners: dict[int, ActorRef[RunnerActor]] = {}
+        # Slots whose runner belongs to a claim before a Reclaim: retired when they free.
+        self._stale_runners: set[int] = set()
         self._concurrency = task.options.concurrency
         self._busy: dict[int, int] = {}  # slot -> run id
         self._slot_of: dict[int, int] = {}  # run id -> slot
         self._free: list[int] = []  # heap of free slots below concurrency
         self._metrics: TaskMetrics | None = None
+        self._cancelled: list[ActorRef[RunnerActor]] = []  # told Cancel since the last Flush
         self._released = False
         self._draining = False
+        self._gone = False
         # The SchedulerActor indexed the task from the same facts at claim time.
         self._reported = due_key(task.active, next_due, has_queue, now)
         self._resize(task.options.concurrency)
@@ -119,9 +102,29 @@ class TaskActor(SafeActor):
 
     def _on_started(self, message: Started) -> None:
         self._now = max(self._now, message.now)
-        self._resume.extend(message.resume)
+        self._adopt(message.running)
         self._work()
         self._report()
+
+    def _on_reclaim(self, message: Reclaim) -> None:
+        task = message.task
+        self._task = task
+        self._epoch = message.epoch
+        self._next_due = message.next_due
+        self._has_queue = message.has_queue
+        self._now = max(self._now, message.now)
+        self._released = self._gone = False
+        self._bound_log = None
+        # Fresh metric series for the new claim; runners of busy slots keep the old
+        # (released) ones for the run they finish, then retire.
+        self._metrics = None
+        self._stale_runners = set(self._busy)
+        self._resize(task.options.concurrency)
+        running = self._store_read(self._svc.store.currently_running)
+        if running is not None:
+            self._adopt(running)
+        self._work()
+        self._report(force=True)
 
     def _on_tick(self, message: Tick) -> None:
         self._now = max(self._now, message.now)
@@ -148,8 +151,11 @@ class TaskActor(SafeActor):
         if self._released:
             self._retire(slot)
             if not self._busy:
-                self.stop()
+                self._retired()
             return
+        if slot in self._stale_runners:
+            self._stale_runners.discard(slot)
+            self._retire(slot)
         if slot < len(self._runners):
             heapq.heappush(self._free, slot)
         else:
@@ -164,8 +170,30 @@ class TaskActor(SafeActor):
     def _on_drain(self, message: Drain) -> None:
         self._draining = True
 
-    def _on_cancel(self, message: CancelRun) -> ActorRef[RunnerActor]:
-        """The runner of run ``run_id``, which the caller then asks to cancel."""
+    def _on_release(self, message: Release) -> None:
+        """Stop working, cancel every run in flight; Retired once none is left."""
+        if self._released:
+            return
+        self._released = True
+        self._resume.clear()
+        metrics, self._metrics = self._metrics, None
+        if metrics is not None:
+            try:
+                metrics.release()
+            except Exception as exc:
+                self._handler_failed(message, exc)
+        for slot, run_id in self._busy.items():
+            runner = self._runner(slot)
+            runner.tell(Cancel(run_id))
+            self._cancelled.append(runner)
+        for slot in range(len(self._runners)):
+            if slot not in self._busy:
+                self._retire(slot)
+        if not self._busy:
+            self._retired()
+
+    def _on_cancel_run(self, message: CancelRun) -> ActorRef[RunnerActor]:
+        """Cancel run ``run_id``; the answer is its runner, for the caller to flush."""
         slot = self._slot_of.get(message.run_id)
         if slot is None:
             raise RunNotFound(
@@ -173,35 +201,57 @@ class TaskActor(SafeActor):
                 message.run_id,
                 f"run not found: run {message.run_id} of task {self._task.id!r} is not in flight",
             )
-        return self._runner(slot)
+        runner = self._runner(slot)
+        runner.tell(Cancel(message.run_id))
+        return runner
 
-    def _on_release(self, message: Release) -> list[tuple[ActorRef[RunnerActor], int]]:
-        """Stop working; return the runners in flight so the caller cancels them."""
-        self._released = True
-        self._resume.clear()
-        if self._metrics is not None:
-            self._metrics.release()
-        in_flight = [(self._runner(slot), run_id) for slot, run_id in self._busy.items()]
-        for slot in range(len(self._runners)):
-            if slot not in self._busy:
-                self._retire(slot)
-        if not self._busy:
-            self.stop()
-        return in_flight
-
-    def _on_shutdown(self, message: Shutdown) -> None:
-        """Release and cancel every run in flight, without a caller waiting (scheduler stop)."""
-        for runner, run_id in self._on_release(Release(self._task.id)):
-            runner.tell(CancelRun(run_id))
+    def _on_flush(self, message: Flush) -> tuple[ActorRef[RunnerActor], ...]:
+        cancelled = tuple(self._cancelled)
+        self._cancelled.clear()
+        return cancelled
 
     def _on_in_flight(self, message: InFlight) -> int:
-        return len(self._busy) + len(self._resume)
+        """Runs executing. Runs waiting to be resumed do not count: draining never starts them."""
+        return len(self._busy)
 
     # -- work -----------------------------------------------------------------------
 
+    def _adopt(self, running: Iterable[Run]) -> None:
+        """Take the store's runs in progress that are not in flight here.
+
+        A run whose outcome is recorded is completed (``finish_run``), never executed
+        again; the others are resumed, in slot order, before any new run is created.
+        """
+        waiting = {run.run_id for run in self._resume}
+        completed = False
+        for run in sorted(running, key=lambda r: (r.scheduled_for, r.id)):
+            if run.id in self._slot_of or run.id in waiting:
+                continue  # executing here (a run of the claim before a Reclaim)
+            if run.status.is_terminal:
+                completed = True
+                try:
+                    self._svc.store.finish_run(run.task_id, run.id)
+                except Exception as exc:
+                    self._store_failed("finish_run", exc)
+                continue
+            self._resume.append(
+                QueuedRun(
+                    task_id=self._task.id,
+                    run_id=run.id,
+                    scheduled_for=run.scheduled_for,
+                    due_at=self._now,
+                    requested_at=run.requested_at,
+                    script=self._task.script,
+                )
+            )
+        if completed:  # latest completed may have moved
+            next_due = self._store_read(self._svc.store.next_due_run)
+            if next_due is not None:
+                self._next_due = next_due
+
     def _work(self) -> None:
         """Fill free slots: resumed runs first, then whatever the store says is due."""
-        if self._released or self._draining:
+        if self._released or self._draining or self._gone:
             return
         store = self._svc.store
         task_id = self._task.id
@@ -215,9 +265,11 @@ class TaskActor(SafeActor):
                     self._next_due = exc.due_at
                     self._has_queue = False
                     return
+                except TaskNotFound:
+                    self._vanished()
+                    return
                 except Exception as exc:
-                    self._svc.metrics.error(STORE_ERROR)
-                    self._log.warning("run_create_failed", error=str(exc))
+                    self._store_failed("create_next_run", exc)
                     return
                 run = created.created
                 self._next_due = created.next_due
@@ -231,7 +283,7 @@ class TaskActor(SafeActor):
 
     def _report(self, *, force: bool = False) -> None:
         """Tell the SchedulerActor when this task is next due, if that changed."""
-        if self._released:
+        if self._released or self._gone:
             return
         if self._task.active:
             next_due, has_queue = self._next_due, self._has_queue
@@ -249,11 +301,46 @@ class TaskActor(SafeActor):
                 NextDue(self._task.id, self._epoch, next_due, has_queue, self._now, busy)
             )
 
+    def _retired(self) -> None:
+        """Released and nothing in flight: the SchedulerActor may stop this actor."""
+        try:
+            self._scheduler.tell(Retired(self._task.id, self._epoch))
+        except ActorDeadError:
+            self.stop()  # the scheduler is gone already (runtime shutdown)
+
+    def _vanished(self) -> None:
+        """The store no longer knows the task: say so once, and be released."""
+        if self._gone:
+            return
+        self._gone = True
+        self._svc.metrics.error(NOT_FOUND)
+        log_safely(self._log, self._errors, "warning", "task_not_found_releasing")
+        self._scheduler.tell(Gone(self._task.id, self._epoch))
+
+    def _store_read(self, fn: Callable[[str], Any]) -> Any:
+        """``fn(task_id)``; None (counted and logged) if the store raised."""
+        try:
+            return fn(self._task.id)
+        except TaskNotFound:
+            self._vanished()
+        except Exception as exc:
+            self._store_failed(getattr(fn, "__name__", "store call"), exc)
+        return None
+
+    def _store_failed(self, call: str, exc: Exception) -> None:
+        self._svc.metrics.error(STORE_ERROR)
+        log_safely(
+            self._log, self._errors, "warning", "store_call_failed", call=call, error=str(exc)
+        )
+
     @property
     def _log(self) -> Any:
         """The logger with ``task_id`` bound, made on first use (idle tasks never log)."""
         if self._bound_log is None:
-            self._bound_log = self._svc.log.bind(task_id=self._task.id)
+            try:
+                self._bound_log = self._svc.log.bind(task_id=self._task.id)
+            except Exception:
+                return self._svc.log
         return self._bound_log
 
     # -- slots ----------------------------------------------------------------------
@@ -286,6 +373,10 @@ class TaskActor(SafeActor):
             if self._metrics is None:
                 self._metrics = self._svc.metrics.for_task(self._task.id)
             svc = self._svc
+            try:
+                log = self._log.bind(run_slot=slot)
+            except Exception:
+                log = self._log
             runner = svc.runtime.spawn(
                 RunnerActor,
                 task_ref=self.actor_ref,
@@ -293,7 +384,7 @@ class TaskActor(SafeActor):
                 store=svc.store,
                 executor=svc.executor,
                 metrics=self._metrics,
-                log=self._log.bind(run_slot=slot),
+                log=log,
                 clock=svc.clock,
             )
             self._runners[slot] = runner
@@ -307,7 +398,10 @@ class TaskActor(SafeActor):
         else:
             runner = self._extra_runners.pop(slot, None)
         if runner is not None:
-            runner.tell(_STOP)  # what ActorRef.stop sends, without its two futures
+            try:
+                runner.tell(_STOP)  # what ActorRef.stop sends, without its two futures
+            except ActorDeadError:
+                pass
 
     def on_stop(self) -> None:
         for slot in list(self._extra_runners):
@@ -315,20 +409,17 @@ class TaskActor(SafeActor):
         for slot in range(len(self._runners)):
             self._retire(slot)
 
-    def _handler_failed(self, message: Any, exc: Exception) -> None:
-        self._svc.metrics.error(INTERNAL_ERROR)
-        self._log.error("message_handler_failed", message=type(message).__name__, exc_info=exc)
-
     _tells: ClassVar[Mapping[type, Handler]] = {
         Started: _on_started,
+        Reclaim: _on_reclaim,
         Tick: _on_tick,
         Update: _on_update,
         RunFinished: _on_run_finished,
         Drain: _on_drain,
-        Shutdown: _on_shutdown,
+        Release: _on_release,
     }
     _asks: ClassVar[Mapping[type, Handler]] = {
-        CancelRun: _on_cancel,
-        Release: _on_release,
+        CancelRun: _on_cancel_run,
+        Flush: _on_flush,
         InFlight: _on_in_flight,
     }

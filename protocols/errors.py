@@ -20,6 +20,7 @@ __all__ = [
     "RunNotFound",
     "SchedulerError",
     "SchedulerNotStarted",
+    "SchedulerTimeout",
     "TaskAlreadyClaimed",
     "TaskAlreadyExists",
     "TaskNotClaimed",
@@ -161,4 +162,23 @@ class SchedulerNotStarted(SchedulerError, RuntimeError):
             message
             or "scheduler not started: call start() first (a stopped scheduler cannot "
             "be restarted; create a new one on the same store)"
+        )
+
+
+class SchedulerTimeout(SchedulerError, TimeoutError):
+    """A call to the scheduler got no answer in time (an actor is wedged or overloaded).
+
+    ``call`` names the call, ``timeout`` the seconds waited.
+    """
+
+    def __init__(
+        self, call: str = "", timeout: float | None = None, message: str | None = None
+    ) -> None:
+        self.call = call
+        self.timeout = timeout
+        super().__init__(
+            message
+            or f"scheduler timeout: {call} got no answer within {timeout} s; an actor is "
+            "blocked (a store or executor call that does not return?) or the process is "
+            "overloaded (raise Scheduler(call_timeout=...) if calls are legitimately slow)"
         )

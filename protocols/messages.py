@@ -5,21 +5,31 @@ the promise's done-callback --PromiseDone--> RunnerActor --RunFinished--> TaskAc
 TaskActors report their next due time with NextDue so the SchedulerActor ticks only
 due tasks. ``epoch`` tells a task's claims apart, so a report from a released
 claim never touches a later claim of the same task id.
+
+Release: SchedulerActor --Release--> TaskActor --Cancel--> RunnerActors; once its
+last run is recorded the TaskActor reports Retired, and only then does the
+SchedulerActor stop it. Until then a claim of the same task id revives that actor
+(Reclaim) instead of spawning a second one, so a run whose cancel completes late is
+never resumed while it still executes. Each message type travels one hop, as a tell
+or as an ask, never both.
 """
 
 from __future__ import annotations
 
 import attrs
 
-from protocols.model import QueuedRun, Task
+from protocols.model import QueuedRun, Run, Task
 
 __all__ = [
+    "Cancel",
     "CancelRun",
     "Claim",
     "ClaimMany",
     "Drain",
     "Execute",
     "InFlight",
+    "Flush",
+    "Gone",
     "ListTasks",
     "Lookup",
     "NextDue",
@@ -27,10 +37,12 @@ __all__ = [
     "PromiseDone",
     "QueueChanged",
     "Release",
+    "Reclaim",
     "ReleaseAll",
+    "Retired",
     "RunFinished",
-    "Shutdown",
     "Started",
+    "Stats",
     "Tick",
     "Update",
 ]
@@ -59,10 +71,23 @@ class NextDue:
 
 @attrs.frozen
 class Started:
-    """A TaskActor was claimed: resume ``resume`` (runs from before a restart), then work."""
+    """SchedulerActor -> TaskActor: claimed; ``running`` is what the store has in progress
+    (runs from before a restart: resumed, or completed if their outcome is recorded)."""
 
     now: int
-    resume: tuple[QueuedRun, ...]
+    running: tuple[Run, ...]
+
+
+@attrs.frozen
+class Reclaim:
+    """SchedulerActor -> a released TaskActor whose runs are still finishing: claimed
+    again (it keeps those runs' slots and resumes only what is not its own)."""
+
+    task: Task
+    epoch: int
+    next_due: int
+    has_queue: bool
+    now: int
 
 
 @attrs.frozen
@@ -106,14 +131,31 @@ class Update:
 
 @attrs.frozen
 class Release:
-    """Release a task (facade -> SchedulerActor -> facade -> TaskActor)."""
+    """Release a task: facade -> SchedulerActor (an ask), SchedulerActor -> TaskActor
+    (a tell: cancel every run in flight, report Retired once they are recorded)."""
 
     task_id: str
 
 
 @attrs.frozen
 class ReleaseAll:
-    """Facade -> SchedulerActor at stop: forget every task, return their actors."""
+    """Facade -> SchedulerActor at stop: release every task."""
+
+
+@attrs.frozen
+class Retired:
+    """A released TaskActor -> SchedulerActor: nothing of claim ``epoch`` is in flight."""
+
+    task_id: str
+    epoch: int
+
+
+@attrs.frozen
+class Gone:
+    """TaskActor -> SchedulerActor: the store no longer knows the task; release it."""
+
+    task_id: str
+    epoch: int
 
 
 @attrs.frozen
@@ -132,9 +174,29 @@ class QueueChanged:
 
 @attrs.frozen
 class CancelRun:
-    """Cancel one run in flight (facade -> TaskActor -> facade -> RunnerActor)."""
+    """Facade -> TaskActor (an ask): cancel run ``run_id``; the answer is its runner,
+    which the facade then flushes."""
 
     run_id: int
+
+
+@attrs.frozen
+class Cancel:
+    """TaskActor -> RunnerActor (a tell): cancel run ``run_id`` if it is the current one."""
+
+    run_id: int
+
+
+@attrs.frozen
+class Flush:
+    """Facade -> an actor (an ask): answered once every message sent to it before has
+    been handled; the answer lists the actors it forwarded work to since the last
+    Flush, so the facade can flush them in turn."""
+
+
+@attrs.frozen
+class Stats:
+    """Facade -> SchedulerActor: counts of what it holds (``SchedulerStats``)."""
 
 
 @attrs.frozen
@@ -155,11 +217,6 @@ class Now:
 @attrs.frozen
 class ListTasks:
     """Facade -> SchedulerActor: the actors of every claimed task."""
-
-
-@attrs.frozen
-class Shutdown:
-    """SchedulerActor -> TaskActor at stop: release and cancel every run in flight."""
 
 
 @attrs.frozen
