@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from actors import Scheduler
 from actors.task_actor import TaskActor
@@ -13,6 +15,7 @@ from protocols import (
     MemoryStore,
     QueuedRun,
     RunAlreadyQueued,
+    RunCreation,
     RunNotFound,
     RunStatus,
     SchedulerError,
@@ -24,7 +27,6 @@ from protocols import (
     TaskOptions,
     TaskStatus,
 )
-from protocols.messages import Tick
 from protocols.testing.manual import ManualExecutor
 from tests.conftest import Harness
 
@@ -32,6 +34,15 @@ from tests.conftest import Harness
 def _task(task_id: str = "t1", **options: Any) -> Task:
     options.setdefault("every", 1)
     return Task(id=task_id, options=TaskOptions(name=task_id, **options), script="job")
+
+
+def _runtime_threads() -> set[threading.Thread]:
+    """The live worker threads of every Scheduler's runtime (they are named tickactors-worker-N).
+
+    Tests compare the set before and after, so a thread left by another test or started
+    by a library cannot fail them, while a thread the runtime under test leaks does.
+    """
+    return {t for t in threading.enumerate() if t.name.startswith("tickactors-worker-")}
 
 
 # -- lifecycle ----------------------------------------------------------------------------
@@ -43,6 +54,8 @@ def test_calls_before_start_raise_scheduler_not_started() -> None:
     with pytest.raises(SchedulerNotStarted):
         scheduler.claim_task(_task())
     with pytest.raises(SchedulerNotStarted):
+        scheduler.claim_tasks([_task()])
+    with pytest.raises(SchedulerNotStarted):
         scheduler.update_task(_task())
     with pytest.raises(SchedulerNotStarted):
         scheduler.release_task("t1")
@@ -51,51 +64,106 @@ def test_calls_before_start_raise_scheduler_not_started() -> None:
 
 
 def test_calls_after_stop_raise_and_start_again_is_refused() -> None:
-    """After stop(), calls raise SchedulerNotStarted and start() raises SchedulerError."""
-    scheduler = Scheduler(MemoryStore(), ManualExecutor(), now=5)
+    """After stop(), every blocking call raises SchedulerNotStarted and start() SchedulerError."""
+    store = MemoryStore()
+    store.add_task(_task(), latest_completed=5)
+    scheduler = Scheduler(store, ManualExecutor(), now=5)
     scheduler.start()
+    scheduler.claim_task(_task())
     scheduler.stop()
     with pytest.raises(SchedulerNotStarted):
         scheduler.claim_task(_task())
+    with pytest.raises(SchedulerNotStarted):
+        scheduler.claim_tasks([_task()])
+    with pytest.raises(SchedulerNotStarted):
+        scheduler.update_task(_task())
+    with pytest.raises(SchedulerNotStarted):
+        scheduler.release_task("t1")
+    with pytest.raises(SchedulerNotStarted):
+        scheduler.cancel_run("t1", 1)
     with pytest.raises(SchedulerError, match="runs once"):
         scheduler.start()
 
 
 def test_stop_before_start_and_twice_does_nothing() -> None:
     """stop() before start() and a second stop() are no-ops; start() still works after the first."""
-    scheduler = Scheduler(MemoryStore(), ManualExecutor(), now=5)
+    store = MemoryStore()
+    store.add_task(_task(), latest_completed=5)
+    executor = ManualExecutor()
+    scheduler = Scheduler(store, executor, now=5)
     scheduler.stop()
     scheduler.start()
+    scheduler.claim_task(_task())
+    scheduler.tick(6)
+    assert scheduler.settle(30)
+    assert [run.scheduled_for for run in executor.running()] == [6]
     scheduler.stop()
     scheduler.stop()
-    assert scheduler.now() == 5
+    assert scheduler.now() == 6
+    assert [run.status for run in store.find_runs("t1")] == [RunStatus.CANCELED]
 
 
 def test_context_manager_starts_and_stops() -> None:
-    """`with Scheduler(...)` starts it and stops it, leaving no runtime thread behind."""
-    before = {t.name for t in threading.enumerate()}
+    """`with Scheduler(...)` starts one worker thread and stops it, leaving no thread behind."""
+    before = _runtime_threads()
     store = MemoryStore()
     store.add_task(_task(), latest_completed=5)
     executor = ManualExecutor()
     with Scheduler(store, executor, now=5) as scheduler:
+        started = _runtime_threads() - before
+        assert len(started) == 1
         scheduler.claim_task(_task())
         scheduler.tick(6)
         assert scheduler.settle(30)
         assert len(executor.running()) == 1
-    after = {t.name for t in threading.enumerate()}
-    assert after <= before
+    assert [t for t in started if t.is_alive()] == []
+    assert _runtime_threads() - before == set()
     assert executor.running() == []
     assert store.find_runs("t1")[0].status is RunStatus.CANCELED
 
 
-def test_tick_before_start_and_after_stop_is_ignored(harness: Harness) -> None:
-    """Ticks outside start()..stop() do nothing; ticks never move the clock backwards."""
-    scheduler = Scheduler(MemoryStore(), ManualExecutor(), now=5)
+def test_tick_before_start_and_after_stop_is_ignored() -> None:
+    """A tick before start() or after stop() raises nothing, moves no clock and starts no run."""
+    store = MemoryStore(clock=lambda: 1_000_000.0)
+    task = _task()
+    store.add_task(task, latest_completed=5)
+    executor = ManualExecutor()
+    scheduler = Scheduler(store, executor, now=5)
     scheduler.tick(100)
-    assert scheduler.now() == 5
+    scheduler.start()
+    try:
+        scheduler.claim_task(task)
+        assert scheduler.settle(30)
+        assert scheduler.now() == 5
+        assert executor.executed == []
+        scheduler.tick(6)
+        assert scheduler.settle(30)
+        assert [run.scheduled_for for run in executor.executed] == [6]
+    finally:
+        scheduler.stop()
+    scheduler.tick(100)
+    assert scheduler.settle(30)
+    assert scheduler.now() == 6
+    assert [run.scheduled_for for run in executor.executed] == [6]
+    assert [(run.scheduled_for, run.status) for run in store.find_runs(task.id)] == [
+        (6, RunStatus.CANCELED)
+    ]
+    assert store.next_due_run(task.id) == 7
+
+
+def test_ticks_never_move_the_clock_backwards(harness: Harness) -> None:
+    """A tick earlier than the last one is ignored: now() stays where it was, nothing runs."""
+    task = harness.add_task(every=10, latest_completed=0)
+    harness.scheduler.claim_task(task)
     harness.tick(10)
+    assert harness.running() == [10]
     harness.tick(8)
     assert harness.scheduler.now() == 10
+    harness.executor.succeed(harness.run_id(10))
+    harness.tick(9)
+    assert harness.scheduler.now() == 10
+    assert harness.running() == []
+    assert [run.scheduled_for for run in harness.executor.executed] == [10]
 
 
 # -- errors -------------------------------------------------------------------------------
@@ -131,8 +199,8 @@ def test_update_and_release_unclaimed_task_raise_task_not_claimed(harness: Harne
         harness.scheduler.release_task("t1")
 
 
-def test_cancel_run_errors(harness: Harness) -> None:
-    """cancel_run: unknown task -> TaskNotFound, run not in flight -> RunNotFound."""
+def test_cancel_run_of_unclaimed_task_or_run_not_in_flight_raises(harness: Harness) -> None:
+    """cancel_run: a task not claimed -> TaskNotFound, a run not in flight -> RunNotFound."""
     task = harness.add_task()
     with pytest.raises(TaskNotFound):
         harness.scheduler.cancel_run(task.id, 1)
@@ -146,10 +214,13 @@ def test_release_then_claim_again(harness: Harness) -> None:
     task = harness.add_task(concurrency=2)
     harness.scheduler.claim_task(task)
     harness.tick(6)
+    first = harness.run_id(6)
     harness.scheduler.release_task(task.id)
+    assert harness.status(first) is RunStatus.CANCELED
     harness.scheduler.claim_task(task)
     harness.tick(7)
     assert harness.running() == [7]
+    assert [run.scheduled_for for run in harness.executor.executed] == [6, 7]
     assert harness.metric("task_scheduler_claims_active") == 1
 
 
@@ -163,10 +234,25 @@ def test_force_run_on_claimed_task_is_picked_up(harness: Harness) -> None:
     run = harness.scheduler.force_run(task.id, 100)
     harness.settle()
     assert harness.running() == [100]
+    assert harness.run_id(100) == run.id
     assert run.requested_at != 0
-    harness.scheduler.force_run(task.id, 200)  # waits: the only slot is busy
+    assert harness.scheduler.now() == 5
+
+
+def test_force_run_waits_for_a_free_slot_and_refuses_a_duplicate(harness: Harness) -> None:
+    """A manual run waits while the only slot is busy; forcing its slot again raises."""
+    task = harness.add_task()
+    harness.scheduler.claim_task(task)
+    first = harness.scheduler.force_run(task.id, 100)
+    second = harness.scheduler.force_run(task.id, 200)
+    harness.settle()
+    assert harness.running() == [100]
     with pytest.raises(RunAlreadyQueued):
         harness.scheduler.force_run(task.id, 200)
+    assert [run.id for run in harness.store.manual_runs(task.id)] == [second.id]
+    harness.executor.succeed(first.id)
+    harness.settle()
+    assert harness.running() == [200]
 
 
 def test_manual_runs_never_move_the_schedule(harness: Harness) -> None:
@@ -286,56 +372,47 @@ def test_finished_run_immediately_takes_the_next_due_one(harness: Harness) -> No
 # -- scale and robustness -------------------------------------------------------------------
 
 
-@pytest.fixture
-def ticks(monkeypatch: pytest.MonkeyPatch) -> list[Tick]:
-    """Every Tick a TaskActor handles, in order (the handler is wrapped, not replaced)."""
-    delivered: list[Tick] = []
-    original = TaskActor._tells[Tick]
-
-    def counting(actor: Any, message: Any) -> None:
-        delivered.append(message)
-        original(actor, message)
-
-    monkeypatch.setitem(TaskActor._tells, Tick, counting)  # type: ignore[arg-type]
-    return delivered
-
-
-def test_tick_with_nothing_due_sends_no_message(harness: Harness, ticks: list[Tick]) -> None:
-    """With 10,000 claimed tasks none of which is due, a tick reaches no TaskActor."""
-    for i in range(10_000):
-        task = harness.add_task(f"t{i}", every=3600, latest_completed=5)
-        harness.scheduler.claim_task(task)
-    harness.settle()
-    harness.tick(6)
-    harness.tick(3599)
-    assert ticks == []
-    harness.tick(3600)
-    assert len(ticks) == 10_000
-
-
-def test_runs_in_flight_hold_no_thread_each(harness: Harness) -> None:
-    """A hundred runs in flight add no thread: runners wait on callbacks, not in wait()."""
-    before = threading.active_count()
-    task = harness.add_task(concurrency=100, latest_completed=0)
-    harness.scheduler.claim_task(task)
-    harness.tick(100)
-    assert len(harness.executor.running()) == 100
-    assert threading.active_count() == before
-
-
-class _FlakyStore(MemoryStore):
-    """A MemoryStore whose chosen methods raise while ``broken`` holds their names."""
+class _CountingStore(MemoryStore):
+    """A MemoryStore that records every create_next_run call, as (task_id, now)."""
 
     def __init__(self) -> None:
         super().__init__(clock=lambda: 1_000_000.0)
+        self._creates_lock = threading.Lock()
+        self._creates: list[tuple[str, int]] = []
+
+    @property
+    def creates(self) -> list[tuple[str, int]]:
+        """The create_next_run calls so far, in call order."""
+        with self._creates_lock:
+            return list(self._creates)
+
+    def create_next_run(self, task_id: str, now: int) -> RunCreation:
+        with self._creates_lock:
+            self._creates.append((task_id, now))
+        return super().create_next_run(task_id, now)
+
+
+class _FlakyStore(_CountingStore):
+    """A counting MemoryStore whose chosen methods raise while ``broken`` holds their names.
+
+    While ``malformed`` is above 0, create_next_run returns None instead of a RunCreation
+    (a store breaking the contract), so the TaskActor's handler itself fails.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
         self.broken: set[str] = set()
+        self.malformed = 0
 
     def _check(self, name: str) -> None:
         if name in self.broken:
             raise OSError(f"{name} is down")
 
-    def create_next_run(self, task_id: str, now: int) -> Any:
+    def create_next_run(self, task_id: str, now: int) -> RunCreation:
         self._check("create_next_run")
+        if self.malformed > 0:
+            self.malformed -= 1
+            return None  # type: ignore[return-value]
         return super().create_next_run(task_id, now)
 
     def update_run_state(self, *args: Any) -> None:
@@ -347,10 +424,63 @@ class _FlakyStore(MemoryStore):
         return super().finish_run(task_id, run_id)
 
 
+class _StoreHarness(Harness):
+    """A Harness whose scheduler runs on the store given (a MemoryStore subclass)."""
+
+    def __init__(self, store: _CountingStore) -> None:
+        self.store: _CountingStore = store
+        self.executor = ManualExecutor()
+        self.registry = CollectorRegistry()
+        self.scheduler = Scheduler(self.store, self.executor, now=5, registry=self.registry)
+
+
+@pytest.fixture
+def make_store_harness() -> Iterator[Callable[[_CountingStore], _StoreHarness]]:
+    """A factory of started harnesses on a given store, all stopped at teardown."""
+    made: list[_StoreHarness] = []
+
+    def make(store: _CountingStore) -> _StoreHarness:
+        h = _StoreHarness(store)
+        h.scheduler.start()
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        h.executor.release_wait()
+        h.scheduler.stop()
+
+
+def test_ticks_with_nothing_due_cost_no_store_call(
+    make_store_harness: Callable[[_CountingStore], _StoreHarness],
+) -> None:
+    """With 10,000 claimed tasks none of which is due, ticks ask the store for no run."""
+    h = make_store_harness(_CountingStore())
+    for i in range(10_000):
+        task = h.add_task(f"t{i}", every=3600, latest_completed=5)
+        h.scheduler.claim_task(task)
+    h.settle()
+    h.tick(6)
+    h.tick(3599)
+    assert h.store.creates == []
+    h.tick(3600)
+    assert sorted(h.store.creates) == sorted((f"t{i}", 3600) for i in range(10_000))
+    assert len(h.executor.running()) == 10_000
+
+
+def test_runs_in_flight_hold_no_thread_each(harness: Harness) -> None:
+    """A hundred runs in flight add no runtime thread: runners wait on callbacks, not in wait()."""
+    before = _runtime_threads()
+    assert before  # the harness's worker: the filter does see the runtime's threads
+    task = harness.add_task(concurrency=100, latest_completed=0)
+    harness.scheduler.claim_task(task)
+    harness.tick(100)
+    assert len(harness.executor.running()) == 100
+    assert _runtime_threads() - before == set()
+
+
 def test_store_failures_are_counted_and_the_scheduler_goes_on() -> None:
     """A store that raises never kills an actor: errors are counted and later runs happen."""
-    from prometheus_client import CollectorRegistry
-
     store = _FlakyStore()
     executor = ManualExecutor()
     registry = CollectorRegistry()
@@ -373,17 +503,25 @@ def test_store_failures_are_counted_and_the_scheduler_goes_on() -> None:
         assert [r.scheduled_for for r in executor.running()] == [6]
         executor.succeed(executor.running()[0].run_id)
         assert scheduler.settle(30)
+        # The freed slot takes 7 at once. finish_run failed for 6, so the store still holds
+        # it in progress: the schedule moved on all the same.
+        assert [r.scheduled_for for r in executor.running()] == [7]
+        assert [r.scheduled_for for r in store.currently_running("t1")] == [6, 7]
+        # update_run_state STARTED and SUCCESS of 6, finish_run of 6, STARTED of 7.
+        errors = registry.get_sample_value(
+            "task_scheduler_errors_counter_total", {"error_type": "store error"}
+        )
+        assert errors == 1 + 4
 
         store.broken = set()
         scheduler.tick(8)
         assert scheduler.settle(30)
-        # finish_run failed for 6, so the store still holds it in progress and moves on to 7.
         assert [r.scheduled_for for r in executor.running()] == [7]
+        assert store.creates == [("t1", 7), ("t1", 7)]
         errors = registry.get_sample_value(
             "task_scheduler_errors_counter_total", {"error_type": "store error"}
         )
-        assert errors is not None
-        assert errors >= 4
+        assert errors == 5
 
 
 def test_execute_raising_fails_the_run_and_counts_an_error(harness: Harness) -> None:
@@ -458,50 +596,48 @@ def test_run_log_lines_of_a_success_without_statistics(harness: Harness) -> None
 
 
 def test_a_busy_due_task_is_not_ticked_until_a_slot_frees(
-    harness: Harness, ticks: list[Tick]
+    make_store_harness: Callable[[_CountingStore], _StoreHarness],
 ) -> None:
-    """A task whose every slot is busy gets no ticks, and catches up once a slot frees."""
-    task = harness.add_task()
-    harness.scheduler.claim_task(task)
-    harness.tick(6)
-    assert harness.running() == [6]
+    """A task whose every slot is busy hears no tick, and is told the time once a slot frees."""
+    h = make_store_harness(_CountingStore())
+    task = h.add_task()
+    h.scheduler.claim_task(task)
+    h.tick(6)
+    assert h.running() == [6]
     for now in range(7, 30):
-        harness.tick(now)
-    assert len(ticks) <= 3  # the first, and at most two to learn the time while busy
-    harness.executor.succeed(harness.run_id(6))
-    harness.settle()
-    assert harness.running() == [7]
-    harness.executor.succeed(harness.run_id(7))
-    harness.settle()
-    assert harness.running() == [8]
+        h.tick(now)
+    assert h.store.creates == [("t1", 6)]
+    h.executor.succeed(h.run_id(6))
+    h.settle()
+    assert h.running() == [7]
+    h.executor.succeed(h.run_id(7))
+    h.settle()
+    assert h.running() == [8]
+    # Run 7 was asked for with now=7: tick 7 (which found the slot busy) was the last the
+    # task heard, none of 8..29 reached it. Run 8 with now=29: told the time on freeing.
+    assert h.store.creates == [("t1", 6), ("t1", 7), ("t1", 29)]
 
 
 def test_a_failing_handler_or_an_unknown_message_never_kills_an_actor(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
+    make_store_harness: Callable[[_CountingStore], _StoreHarness],
 ) -> None:
     """A handler that raises is logged and counted; an unknown message is dropped; both go on."""
-    original = TaskActor._tells[Tick]
-    calls: list[int] = []
-
-    def fail_once(actor: Any, message: Any) -> None:
-        calls.append(message.now)
-        if len(calls) == 1:
-            raise RuntimeError("handler bug")
-        original(actor, message)
-
-    monkeypatch.setitem(TaskActor._tells, Tick, fail_once)  # type: ignore[arg-type]
-    task = harness.add_task()
-    harness.scheduler.claim_task(task)
-    actor = harness.scheduler._actor
+    store = _FlakyStore()
+    h = make_store_harness(store)
+    task = h.add_task()
+    h.scheduler.claim_task(task)
+    actor = h.scheduler._actor  # no public way to send an actor a message nobody knows
     assert actor is not None
-    actor.tell(object())  # not a message anyone knows
-    harness.tick(6)
-    assert harness.running() == []
-    errors = harness.metric("task_scheduler_errors_counter_total", {"error_type": "internal error"})
+    actor.tell(object())
+    store.malformed = 1  # the TaskActor's Tick handler fails on the None it gets
+    h.tick(6)
+    assert h.running() == []
+    errors = h.metric("task_scheduler_errors_counter_total", {"error_type": "internal error"})
     assert errors == 1
-    harness.tick(7)
-    assert harness.running() == [6]
-    assert calls == [6, 7]
+    h.tick(7)
+    assert h.running() == [6]
+    assert store.creates == [("t1", 7)]  # the malformed answer was not recorded as a run
+    assert [run.scheduled_for for run in store.find_runs("t1")] == [6]
 
 
 def test_stop_with_grace_lets_runs_finish_and_starts_none(
@@ -510,6 +646,10 @@ def test_stop_with_grace_lets_runs_finish_and_starts_none(
     """stop(grace=...) starts no new run, and a run that finishes within the grace succeeds."""
     from protocols.messages import Drain
 
+    # The one private hook left in this file: the test must succeed the run only once
+    # every TaskActor has handled Drain, and no public API shows that moment (stop()
+    # calls neither the store, the executor, the clock nor the logger while it drains).
+    # It goes once the core offers a seam for it (see issue 7).
     drained = threading.Event()
     original = TaskActor._tells[Drain]
 
