@@ -14,6 +14,16 @@ from actors.runtime import DEFAULT_BATCH, PooledActor, PooledFuture, Runtime, de
 WAIT = 10.0  # generous bound for anything that should happen promptly
 
 
+def worker_threads(name: str) -> set[threading.Thread]:
+    """The live worker threads of runtimes named ``name`` (``f"{name}-worker-{i}"``).
+
+    Tests compare these sets before and after, never the global thread count, so a
+    thread another test or a library leaves behind cannot fail them.
+    """
+    prefix = f"{name}-worker-"
+    return {t for t in threading.enumerate() if t.name.startswith(prefix)}
+
+
 @pytest.fixture
 def runtime() -> Iterator[Runtime]:
     """A one-worker runtime, shut down after the test."""
@@ -146,7 +156,6 @@ def test_batches_let_other_actors_run_between(runtime: Runtime) -> None:
     """A flooded actor yields the worker after one batch, so others are not starved."""
     gate, release = block_worker(runtime)
     flooded = runtime.spawn(Recorder)
-    other = runtime.spawn(Recorder)
     seen_by_other: list[int] = []
     done = threading.Event()
 
@@ -168,7 +177,6 @@ def test_batches_let_other_actors_run_between(runtime: Runtime) -> None:
     assert seen_by_other == [DEFAULT_BATCH]
     assert runtime.settle(WAIT)
     assert flooded.ask("get", timeout=WAIT) == list(range(10 * DEFAULT_BATCH))
-    assert other.ask("get", timeout=WAIT) == []
     assert gate.is_alive()
 
 
@@ -414,35 +422,40 @@ class Asker(PooledActor):
 
 
 def test_blocking_ask_inside_a_handler_does_not_deadlock_one_worker() -> None:
-    """A handler asking another actor on a one-worker runtime gets its answer."""
-    before = threading.active_count()
+    """A handler asking another actor on a one-worker runtime gets its answer; no thread stays."""
+    before = worker_threads("blocking")
     with Runtime(workers=1, name="blocking") as rt:
+        started = worker_threads("blocking") - before
+        assert len(started) == 1
         target = rt.spawn(Calculator, 0)
         chain = rt.spawn(Asker, rt.spawn(Asker, target))
         assert chain.ask("deep", timeout=WAIT) == ("got", "deep")
         assert rt.settle(WAIT)
-    assert threading.active_count() == before
+    # The compensating workers started while handlers blocked are gone too.
+    assert worker_threads("blocking") - before == set()
+    assert [t for t in started if t.is_alive()] == []
 
 
 # Scale, shutdown --------------------------------------------------------------------------
 
 
 def test_ten_thousand_actors_add_no_threads(runtime: Runtime) -> None:
-    """Spawning 10,000 actors and messaging each one adds no thread."""
-    before = threading.active_count()
+    """Spawning 10,000 actors and messaging each one adds no worker thread."""
+    before = worker_threads(runtime.name)
+    assert before  # the fixture's worker: the filter does see this runtime's threads
     refs = [runtime.spawn(Recorder) for _ in range(10_000)]
-    assert threading.active_count() == before
+    assert worker_threads(runtime.name) - before == set()
     assert runtime.actor_count == 10_000
     for i, ref in enumerate(refs):
         ref.tell(i)
     assert runtime.settle(WAIT)
-    assert threading.active_count() == before
+    assert worker_threads(runtime.name) - before == set()
     assert refs[1234].ask("get", timeout=WAIT) == [1234]
 
 
-def test_shutdown_restores_the_thread_count_and_is_idempotent() -> None:
-    """shutdown() stops actors (on_stop runs) and workers; twice is harmless."""
-    before = threading.active_count()
+def test_shutdown_stops_actors_and_the_workers_it_started_and_is_idempotent() -> None:
+    """shutdown() stops actors (on_stop runs) and its three workers; twice is harmless."""
+    before = worker_threads("shut")
     stopped = threading.Event()
 
     class Stopper(PooledActor):
@@ -450,14 +463,15 @@ def test_shutdown_restores_the_thread_count_and_is_idempotent() -> None:
             stopped.set()
 
     rt = Runtime(workers=3, name="shut")
-    assert threading.active_count() == before + 3
-    assert {t.name for t in threading.enumerate()} >= {f"shut-worker-{i}" for i in range(3)}
+    started = worker_threads("shut") - before
+    assert sorted(t.name for t in started) == [f"shut-worker-{i}" for i in range(3)]
     ref = rt.spawn(Stopper)
     assert rt.settle(WAIT)
     assert rt.settle(WAIT)
     assert rt.shutdown(timeout=WAIT) is True
     assert rt.shutdown(timeout=WAIT) is True
-    assert threading.active_count() == before
+    assert [t for t in started if t.is_alive()] == []
+    assert worker_threads("shut") - before == set()
     assert stopped.is_set()
     assert not ref.is_alive()
     assert rt.actor_count == 0
