@@ -81,6 +81,9 @@ class Scheduler:
     own set: a seam for tests and custom metrics).
     """
 
+    #: The actor the facade talks to (a seam for the kit's broken variants).
+    scheduler_actor_class: type[SchedulerActor] = SchedulerActor
+
     def __init__(
         self,
         store: TaskStore,
@@ -142,7 +145,7 @@ class Scheduler:
             clock=self._clock,
         )
         self._runtime = runtime
-        self._actor = runtime.spawn(SchedulerActor, services=services, now=self._now)
+        self._actor = runtime.spawn(self.scheduler_actor_class, services=services, now=self._now)
         self._state = _State.STARTED
         if self._tick_interval is not None:
             self._ticker = Ticker(self.tick, self._tick_interval, self._clock)

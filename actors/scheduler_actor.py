@@ -12,6 +12,7 @@ from pykka.messages import _ActorStop
 
 from actors._base import Handler, SafeActor
 from actors._shared import DUE, NEVER, SchedulerStats, Services, due_key
+from actors.metrics import NOT_FOUND
 from actors.task_actor import TaskActor
 from protocols.errors import TaskAlreadyClaimed, TaskNotClaimed, TaskNotFound
 from protocols.messages import (
@@ -75,6 +76,8 @@ class SchedulerActor(SafeActor):
     #: Its jobs run before ordinary ones: every TaskActor reports to it, and the
     #: facade's callers (claim, stop) wait on it, so it must not queue behind runs.
     urgent = True
+    #: The actor spawned per claimed task (a seam for the kit's broken variants).
+    task_actor_class: ClassVar[type[TaskActor]] = TaskActor
 
     def __init__(self, *, services: Services, now: int) -> None:
         super().__init__()
@@ -186,7 +189,7 @@ class SchedulerActor(SafeActor):
             ref.tell(Reclaim(task, self._epochs, next_due, has_queue, self._now))
         else:
             ref = self._svc.runtime.spawn(
-                TaskActor,
+                self.task_actor_class,
                 services=self._svc,
                 scheduler_ref=self.actor_ref,
                 task=task,
@@ -210,8 +213,14 @@ class SchedulerActor(SafeActor):
         if entry is None:
             raise TaskNotClaimed(task.id)
         store = self._svc.store
-        next_due = store.next_due_run(task.id)
-        has_queue = bool(store.manual_runs(task.id))
+        try:
+            next_due = store.next_due_run(task.id)
+            has_queue = bool(store.manual_runs(task.id))
+        except TaskNotFound:
+            # Gone from the store: released, as a TaskActor that notices does (Gone).
+            self._svc.metrics.error(NOT_FOUND)
+            self._release(task.id, entry)
+            raise
         entry.active = task.active
         entry.ref.tell(Update(task, next_due, has_queue, self._now))
 

@@ -57,6 +57,9 @@ class TaskActor(SafeActor):
     once (:class:`Gone`) and the SchedulerActor releases it.
     """
 
+    #: The actor spawned per busy slot (a seam for the kit's broken variants).
+    runner_class: ClassVar[type[RunnerActor]] = RunnerActor
+
     def __init__(
         self,
         *,
@@ -378,7 +381,7 @@ class TaskActor(SafeActor):
             except Exception:
                 log = self._log
             runner = svc.runtime.spawn(
-                RunnerActor,
+                self.runner_class,
                 task_ref=self.actor_ref,
                 slot=slot,
                 store=svc.store,

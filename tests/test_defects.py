@@ -21,6 +21,7 @@ from protocols import (
     SchedulerTimeout,
     Task,
     TaskNotClaimed,
+    TaskNotFound,
     TaskOptions,
     TaskStatus,
 )
@@ -437,3 +438,14 @@ def test_call_timeout_must_be_positive() -> None:
     """Scheduler(call_timeout=0) is refused with a message naming the argument."""
     with pytest.raises(ValueError, match="call_timeout must be a positive"):
         Scheduler(MemoryStore(), HostileExecutor(), call_timeout=0)
+
+
+def test_update_of_a_task_removed_from_the_store_raises_and_releases_it(rig: Rig) -> None:
+    """Defect 11: update_task of a task gone from the store raises TaskNotFound and releases it."""
+    task = rig.add()
+    rig.scheduler.claim_task(task)
+    rig.store.remove_task("t1")
+    with pytest.raises(TaskNotFound):
+        rig.scheduler.update_task(task)
+    assert rig.scheduler.stats().claimed == 0
+    assert rig.errors("not found") == 1
