@@ -7,13 +7,22 @@ tasks with :class:`~protocols.SubprocessExecutor` and python tasks with
 and serves Prometheus metrics over HTTP.
 
 Stopping (SIGINT, SIGTERM, or ``--duration``): no new runs start; runs in flight get
-up to ``--grace`` seconds to finish; whatever
-is left is cancelled (a shell run's whole process group is terminated); the daemon
-waits for every run to end and exits 0.
+up to ``--grace`` seconds to finish; whatever is left is cancelled. A shell run's
+process group gets SIGTERM, and SIGKILL ``--kill-grace`` seconds later if any of it
+is still alive. Every process group the daemon started is dead before it exits,
+including background children that finished commands left behind; the daemon waits
+for every run to end and exits 0.
+
+The default ``--kill-grace 3`` (shorter than ``--grace 5``: a command that handles
+SIGTERM is expected to exit promptly) makes the daemon's own SIGKILL of what is left
+of its commands come 8 s after the signal, before the SIGKILL of ``docker stop``
+(10 s by default; Kubernetes waits 30 s, systemd 90 s), which would kill the daemon
+alone and orphan its commands.
 
 Exit status: 0 after a clean stop; 2 for a bad command line or task file (the
 problems go to stderr, one line each, naming the file and the task); 1 when it
-cannot start (e.g. the metrics port is taken) or fails unexpectedly.
+cannot start (e.g. the metrics port is taken), fails unexpectedly, or a process
+survives SIGKILL (logged).
 
 This module is an application: it is the one place that configures structlog (and
 routes the standard library's ``logging`` through the same JSON renderer).
@@ -50,6 +59,8 @@ from protocols import (
 from protocols.executors.routing import RoutingExecutor
 
 __all__ = [
+    "DEFAULT_GRACE",
+    "DEFAULT_KILL_GRACE",
     "DEFAULT_METRICS_PORT",
     "DaemonOptions",
     "Executors",
@@ -60,6 +71,10 @@ __all__ = [
 ]
 
 DEFAULT_METRICS_PORT: Final = 9464
+DEFAULT_GRACE: Final = 5.0
+"""Seconds runs in flight get to finish on their own once the daemon stops."""
+DEFAULT_KILL_GRACE: Final = 3.0
+"""Seconds between a cancelled command's SIGTERM and SIGKILL."""
 _LEADING_KEYS: Final = ("timestamp", "level", "event")
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
@@ -80,7 +95,8 @@ class DaemonOptions:
     metrics_port: int | None = DEFAULT_METRICS_PORT
     """``None``: no metrics server; 0: any free port."""
     metrics_addr: str = "127.0.0.1"
-    grace: float = 5.0
+    grace: float = DEFAULT_GRACE
+    kill_grace: float = DEFAULT_KILL_GRACE
     duration: float | None = None
     tick_interval: float = 0.1
     keep_runs: int = 100
@@ -97,7 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
-    executors = Executors()
+    kill_grace: float = getattr(args, "kill_grace", DEFAULT_KILL_GRACE)
+    executors = Executors(shell=SubprocessExecutor(kill_grace=kill_grace))
     try:
         task_file = load_task_file(args.task_file, resolve_python=executors.python.resolve)
     except TaskFileError as exc:
@@ -112,6 +129,7 @@ def _main(args: argparse.Namespace) -> int:
         metrics_port=None if args.no_metrics else args.metrics_port,
         metrics_addr=args.metrics_addr,
         grace=args.grace,
+        kill_grace=kill_grace,
         duration=args.duration,
         tick_interval=args.tick_interval,
         keep_runs=args.keep_runs,
@@ -153,10 +171,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--grace",
         type=_seconds(allow_zero=True),
-        default=5.0,
+        default=DEFAULT_GRACE,
         metavar="SECONDS",
         help="on stop, wait up to SECONDS for runs in flight to finish, then cancel "
         "them (default 5; 0 cancels at once)",
+    )
+    run.add_argument(
+        "--kill-grace",
+        type=_seconds(allow_zero=True),
+        default=DEFAULT_KILL_GRACE,
+        metavar="SECONDS",
+        help="after the cancel, SIGKILL a command's process group SECONDS after its "
+        "SIGTERM (default 3)",
     )
     run.add_argument(
         "--duration",
@@ -240,11 +266,15 @@ def _leading_keys(_logger: object, _method: str, event_dict: EventDict) -> Event
     return {**lead, **event_dict}
 
 
+def _default_shell() -> SubprocessExecutor:
+    return SubprocessExecutor(kill_grace=DEFAULT_KILL_GRACE)
+
+
 @attrs.frozen
 class Executors:
     """The daemon's executors: ``shell`` tasks run in processes, ``python`` ones in threads."""
 
-    shell: SubprocessExecutor = attrs.field(factory=SubprocessExecutor)
+    shell: SubprocessExecutor = attrs.field(factory=_default_shell)
     python: ThreadExecutor = attrs.field(factory=ThreadExecutor)
 
     def route(self, entries: Iterable[TaskEntry]) -> RoutingExecutor:
@@ -252,10 +282,15 @@ class Executors:
         routes: dict[str, Executor] = {"shell": self.shell, "python": self.python}
         return RoutingExecutor.by_task(routes, {e.task.id: e.executor for e in entries})
 
-    def shutdown(self) -> None:
-        """Take no new runs; wait for the ones started (python functions included)."""
-        self.shell.shutdown(wait=True)
+    def shutdown(self, kill_grace: float) -> list[int]:
+        """Take no new runs; end the ones left; the process groups that survived SIGKILL.
+
+        SIGKILLs what is left of each process group ``kill_grace`` seconds after its
+        SIGTERM and waits for it to die; waits for the python functions.
+        """
+        survivors = self.shell.terminate_all(kill_grace)
         self.python.shutdown(wait=True)
+        return survivors
 
 
 def run_daemon(task_file: TaskFile, options: DaemonOptions, executors: Executors) -> int:
@@ -308,13 +343,19 @@ def run_daemon(task_file: TaskFile, options: DaemonOptions, executors: Executors
                     pid=os.getpid(),
                     duration=options.duration,
                     grace=options.grace,
+                    kill_grace=options.kill_grace,
                 )
                 received = signals.wait(options.duration)
                 reason = "duration" if received is None else signal.Signals(received).name
-                log.info("daemon_stopping", reason=reason, grace=options.grace)
+                log.info(
+                    "daemon_stopping",
+                    reason=reason,
+                    grace=options.grace,
+                    kill_grace=options.kill_grace,
+                )
             finally:
                 scheduler.stop(grace=options.grace)
-                executors.shutdown()
+                survivors = executors.shutdown(options.kill_grace)
         except Exception:
             log.exception("daemon_failed")
             return EXIT_FAILURE
@@ -322,8 +363,12 @@ def run_daemon(task_file: TaskFile, options: DaemonOptions, executors: Executors
             if server is not None:
                 server.shutdown()
                 server.server_close()
-    log.info("daemon_stopped", task_file=task_file.source)
-    return EXIT_OK
+    code = EXIT_OK
+    if survivors:
+        log.error("process_groups_survived_sigkill", pgids=survivors)
+        code = EXIT_FAILURE
+    log.info("daemon_stopped", task_file=task_file.source, exit_code=code)
+    return code
 
 
 def _claim_all(

@@ -454,6 +454,53 @@ def test_subprocess_sigkill_after_grace(procs: SubprocessExecutor, tmp_path: Pat
     assert time.monotonic() - cancelled_at >= 0.4  # it took the SIGKILL, not the SIGTERM
 
 
+def _live_members(pgid: int) -> list[int]:
+    """The processes of group ``pgid`` that are not zombies, from /proc."""
+    live = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                stat = Path(f"/proc/{name}/stat").read_bytes()
+            except OSError:
+                continue
+            fields = stat[stat.rfind(b")") + 1 :].split()
+            if int(fields[2]) == pgid and fields[0] != b"Z":
+                live.append(int(name))
+    return live
+
+
+def test_subprocess_shutdown_cancel_returns_once_every_group_is_dead(tmp_path: Path) -> None:
+    """shutdown(cancel=True) SIGKILLs what ignores SIGTERM after kill_grace, also the
+    background children of finished commands, and returns once all of it is dead."""
+    kill_grace = 0.3
+    executor = SubprocessExecutor(kill_grace=kill_grace)
+    stubborn, leaver = tmp_path / "stubborn", tmp_path / "leaver"
+    try:
+        running = executor.execute(
+            make_run(
+                f"echo $$ > {stubborn}.tmp; mv {stubborn}.tmp {stubborn}; trap '' TERM; sleep 60"
+            )
+        )
+        finished = executor.execute(
+            make_run(f"trap '' TERM; sleep 60 >/dev/null 2>&1 & echo $$ > {leaver}")
+        )
+        assert finished.wait(TIMEOUT).error is None  # its background sleep lives on
+        assert poll(stubborn.exists)
+        pgids = [int(stubborn.read_text()), int(leaver.read_text())]
+        assert all(_live_members(pgid) for pgid in pgids)
+        begun = time.monotonic()
+        executor.shutdown(cancel=True)
+        took = time.monotonic() - begun
+        live = {pgid: _live_members(pgid) for pgid in pgids}
+        print(f"shutdown(cancel=True) took {took:.2f} s with kill_grace {kill_grace}")
+        assert live == {pgid: [] for pgid in pgids}
+        assert kill_grace * 0.9 <= took <= 3 * (kill_grace + 0.5)  # + REAP_TIMEOUT
+        with pytest.raises(RunCanceled):
+            running.wait(0)
+    finally:
+        executor.terminate_all(0)
+
+
 def test_subprocess_background_child_holding_pipes_does_not_delay_result(
     procs: SubprocessExecutor,
 ) -> None:

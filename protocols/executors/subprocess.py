@@ -9,7 +9,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import IO, Any
 
 import structlog
@@ -18,12 +18,15 @@ from protocols.errors import InvalidScript, SchedulerError
 from protocols.executors.promise import Promise, PromiseTracker
 from protocols.model import QueuedRun, RunResult
 
-__all__ = ["CommandFailed", "SubprocessExecutor"]
+__all__ = ["REAP_TIMEOUT", "CommandFailed", "SubprocessExecutor"]
 
 _log = structlog.get_logger(__name__)
 
 _READ_SIZE = 65536
 _POLL_INTERVAL = 0.05  # only where pidfd_open is missing (not Linux >= 5.3)
+_GROUP_POLL = 0.02  # how often terminate_all looks for the process groups' end
+REAP_TIMEOUT = 0.5
+"""Seconds :meth:`SubprocessExecutor.terminate_all` waits for SIGKILLed processes to die."""
 _DATA, _EOF, _EMPTY = 1, 0, -1  # what one read of a pipe got
 
 
@@ -74,15 +77,23 @@ class SubprocessExecutor:
     script raises :class:`~protocols.errors.InvalidScript` from :meth:`execute`.
 
     ``cancel()`` cancels the promise at once and sends SIGTERM to the whole process
-    group, then SIGKILL to what is left of the group after ``kill_grace`` seconds.
+    group, then SIGKILL to what is left of the group after ``kill_grace`` seconds
+    (from a daemon timer thread: it fires only while this process lives).
+
+    :meth:`terminate_all` (and ``shutdown(cancel=True)``, which waits by default)
+    ends every process group this executor started that still has a live process,
+    and returns once they are dead: what a process about to exit calls, so that no
+    command outlives it.
 
     Cost: one daemon thread per process in flight, which reads both pipes (only the
     tails are kept, so output never blocks the command nor fills memory) and waits
     for the process (through a pidfd on Linux, so a background child that keeps the
     pipes open does not delay the result); plus one timer thread per cancelled
     command for the SIGKILL escalation. Background children left running when the
-    shell exits are not waited for nor killed (unless the run is cancelled), and
-    what they write after that is not collected.
+    shell exits are not waited for, and what they write after that is not
+    collected; they are killed when the run is cancelled or by :meth:`terminate_all`.
+    The executor remembers each group until it has no process left (checked at each
+    :meth:`execute`), so groups left behind this way cost one entry each.
     """
 
     def __init__(
@@ -105,6 +116,10 @@ class SubprocessExecutor:
         self.output_limit = output_limit
         self._tracker = PromiseTracker()
         self._closed = False
+        # Starting a command and closing are atomic under this lock, so that no group
+        # starts after terminate_all took its snapshot.
+        self._lock = threading.Lock()
+        self._groups: dict[int, _Child] = {}  # pgid -> child, while the group may live
 
     def __enter__(self) -> SubprocessExecutor:
         return self
@@ -115,7 +130,7 @@ class SubprocessExecutor:
     def execute(self, run: QueuedRun) -> Promise:
         """Start the command and return its promise (raises if it cannot start)."""
         if self._closed:
-            raise SchedulerError("SubprocessExecutor is shut down: it takes no new runs")
+            raise _shut_down()
         if not run.script.strip():
             raise InvalidScript(
                 f"empty script for run {run.run_id} of task {run.task_id!r}: "
@@ -125,18 +140,24 @@ class SubprocessExecutor:
         env["TICKACTORS_TASK_ID"] = run.task_id
         env["TICKACTORS_RUN_ID"] = str(run.run_id)
         env["TICKACTORS_SCHEDULED_FOR"] = str(run.scheduled_for)
-        started = time.monotonic()
-        proc = subprocess.Popen(
-            [self.shell, "-c", run.script],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            cwd=self.cwd,
-            start_new_session=True,
-        )
-        promise = Promise(run)
-        child = _Child(proc, promise, self.kill_grace, self.output_limit, started)
+        with self._lock:
+            if self._closed:
+                raise _shut_down()
+            self._forget_ended_groups()
+            started = time.monotonic()
+            proc = subprocess.Popen(
+                [self.shell, "-c", run.script],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                cwd=self.cwd,
+                start_new_session=True,
+            )
+            promise = Promise(run)
+            child = _Child(proc, promise, self.kill_grace, self.output_limit, started)
+            child.on_group_gone = self._forget
+            self._groups[proc.pid] = child
         promise.set_running()
         try:
             threading.Thread(
@@ -159,13 +180,94 @@ class SubprocessExecutor:
             raise TimeoutError(f"{len(self._tracker)} commands still in flight after {timeout} s")
 
     def shutdown(self, wait: bool = True, *, cancel: bool = False) -> None:
-        """Take no new runs; optionally cancel the commands in flight; optionally wait."""
-        self._closed = True
+        """Take no new runs; optionally cancel the commands in flight; optionally wait.
+
+        ``cancel=True, wait=True`` is :meth:`terminate_all`: it returns once every
+        process group is dead (a warning is logged for any that survives SIGKILL).
+        ``wait=True`` alone waits for the commands' promises.
+        """
+        if cancel and wait:
+            survivors = self.terminate_all()
+            if survivors:
+                _log.warning("process groups survived SIGKILL", pgids=survivors)
+            return
+        with self._lock:
+            self._closed = True
         if cancel:
             for promise in self._tracker.snapshot():
                 promise.cancel()
         if wait:
             self._tracker.wait()
+
+    def terminate_all(
+        self, kill_grace: float | None = None, *, timeout: float = REAP_TIMEOUT
+    ) -> list[int]:
+        """Shut down and end every process group started here that has a live process.
+
+        Takes no new runs, cancels the commands in flight, sends SIGTERM to every
+        group left (finished commands' background children included) that has not
+        had one yet, SIGKILL to what is left ``kill_grace`` seconds (default: the
+        executor's) after each group's SIGTERM (``0``: SIGKILL at once), then waits
+        up to ``timeout`` more seconds for the killed processes to die. So it
+        returns within ``kill_grace + timeout`` seconds. Returns the ids of the
+        groups that still have a live process (normally none: only a process stuck
+        in the kernel survives SIGKILL that long). A process counts as dead once it
+        is a zombie: its parent, or init for an orphan, reaps it.
+        """
+        grace = self.kill_grace if kill_grace is None else kill_grace
+        if grace < 0:
+            raise ValueError(f"kill_grace must not be negative, not {grace}")
+        with self._lock:
+            self._closed = True
+            children = list(self._groups.values())
+        for promise in self._tracker.snapshot():
+            promise.cancel()  # SIGTERM to its group, through _Child.terminate
+        live = _live_groups(children)
+        now = time.monotonic()
+        for child in live:
+            if grace <= 0:
+                child.send(signal.SIGKILL)
+            elif child.sigterm_at is None:
+                child.send(signal.SIGTERM)
+        kill_at = {child: (child.sigterm_at or now) + grace for child in live}
+        pending = set(live)  # had SIGTERM, not SIGKILL yet
+        while pending:
+            now = time.monotonic()
+            for child in [c for c in pending if kill_at[c] <= now]:
+                child.send(signal.SIGKILL)
+                pending.discard(child)
+            if not pending:
+                break
+            time.sleep(min(_GROUP_POLL, max(0.0, min(kill_at[c] for c in pending) - now)))
+            pending = set(_live_groups(pending))  # a group ended by SIGTERM needs no SIGKILL
+        deadline = time.monotonic() + timeout
+        while live := _live_groups(live):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            time.sleep(min(_GROUP_POLL, remaining))
+        for child in children:  # let the watchers reap the leaders (bounded)
+            child.reaped.wait(max(0.0, deadline - time.monotonic()))
+        return sorted(child.pid for child in live)
+
+    def _forget(self, child: _Child) -> None:
+        with self._lock:
+            if self._groups.get(child.pid) is child:
+                del self._groups[child.pid]
+
+    def _forget_ended_groups(self) -> None:
+        """Drop the groups whose leader was reaped and which have no process left."""
+        ended = [
+            pgid
+            for pgid, child in self._groups.items()
+            if child.reaped.is_set() and not _group_exists(pgid)
+        ]
+        for pgid in ended:
+            del self._groups[pgid]
+
+
+def _shut_down() -> SchedulerError:
+    return SchedulerError("SubprocessExecutor is shut down: it takes no new runs")
 
 
 def _group_exists(pgid: int) -> bool:
@@ -176,6 +278,46 @@ def _group_exists(pgid: int) -> bool:
     except PermissionError:  # only zombies left (macOS), or a reused id: not ours
         return False
     return True
+
+
+def _live_groups(children: Iterable[_Child]) -> list[_Child]:
+    """The children whose process group still has a process that is not a zombie.
+
+    ``killpg(pgid, 0)`` succeeds while zombies are left (an orphan waits for init to
+    reap it, which can take seconds), so on Linux the groups it finds are checked in
+    ``/proc``; elsewhere (no ``/proc``) a group that takes signals counts as live.
+    """
+    candidates = [child for child in children if _group_exists(child.pid)]
+    if not candidates or not os.path.isdir("/proc/self"):
+        return candidates
+    live = _live_pgids()
+    if live is None:
+        return candidates
+    return [child for child in candidates if child.pid in live]
+
+
+def _live_pgids() -> set[int] | None:
+    """The process groups of every process not dead yet, from ``/proc`` (None: unreadable)."""
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return None
+    pgids: set[int] = set()
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as stat:
+                data = stat.read()
+        except OSError:  # exited meanwhile, or not ours to read
+            continue
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+        fields = data[data.rfind(b")") + 1 :].split()
+        if len(fields) < 3 or fields[0] in (b"Z", b"X", b"x"):
+            continue
+        with contextlib.suppress(ValueError):
+            pgids.add(int(fields[2]))
+    return pgids
 
 
 def _open_pidfd(pid: int) -> int | None:
@@ -205,9 +347,13 @@ class _Child:
         self.kill_grace = kill_grace
         self.limit = output_limit
         self.started = started
+        self.pid = proc.pid  # also the process group's id
         self.lock = threading.Lock()
         self.group_gone = False  # set once the leader is reaped and the group is empty
+        self.reaped = threading.Event()  # the leader was reaped (or watching it failed)
+        self.sigterm_at: float | None = None  # time.monotonic() of the group's SIGTERM
         self.timer: threading.Timer | None = None
+        self.on_group_gone: Callable[[_Child], None] | None = None
 
     # -- cancel ------------------------------------------------------------------------
 
@@ -224,19 +370,28 @@ class _Child:
             self.timer.daemon = True
         self.timer.start()
 
+    def send(self, sig: signal.Signals) -> None:
+        """Signal the group (unless it is known to be gone)."""
+        with self.lock:
+            if not self.group_gone:
+                self._signal(sig)
+
     def _kill(self) -> None:
         with self.lock:
             if not self.group_gone and _group_exists(self.proc.pid):
                 self._signal(signal.SIGKILL)
 
     def _signal(self, sig: signal.Signals) -> None:
+        if sig == signal.SIGTERM and self.sigterm_at is None:
+            self.sigterm_at = time.monotonic()
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, sig)
+            os.killpg(self.pid, sig)
 
     def abandon(self) -> None:
         """The watcher could not start: kill the group and reap the leader here."""
         self._signal(signal.SIGKILL)
         self.proc.communicate()
+        self.reaped.set()
         self.promise.cancel()
 
     # -- watching ----------------------------------------------------------------------
@@ -246,10 +401,14 @@ class _Child:
             out, err = self._collect()
             with self.lock:
                 returncode = self.proc.wait()
-                self.group_gone = not _group_exists(self.proc.pid)
+                self.reaped.set()
+                self.group_gone = not _group_exists(self.pid)
                 timer = self.timer
-            if timer is not None and self.group_gone:
-                timer.cancel()
+            if self.group_gone:
+                if timer is not None:
+                    timer.cancel()
+                if self.on_group_gone is not None:
+                    self.on_group_gone(self)
         except BaseException as exc:
             _log.exception(
                 "watching a command failed",
@@ -258,6 +417,7 @@ class _Child:
                 pid=self.proc.pid,
             )
             self._signal(signal.SIGKILL)
+            self.reaped.set()  # nobody will: do not make terminate_all wait for it
             self.promise.set_exception(exc)
             return
         stdout_tail = _decode(out)
