@@ -97,6 +97,9 @@ class TaskActor(SafeActor):
         self._released = False
         self._draining = False
         self._gone = False
+        # A Reclaim could not read the store's runs in progress: retried on each tick
+        # (the task stays due until then, so it is ticked).
+        self._unadopted = False
         # The SchedulerActor indexed the task from the same facts at claim time.
         self._reported = due_key(task.active, next_due, has_queue, now)
         self._resize(task.options.concurrency)
@@ -123,16 +126,23 @@ class TaskActor(SafeActor):
         self._metrics = None
         self._stale_runners = set(self._busy)
         self._resize(task.options.concurrency)
-        running = self._store_read(self._svc.store.currently_running)
-        if running is not None:
-            self._adopt(running)
+        self._adopt_from_store()
         self._work()
         self._report(force=True)
+
+    def _adopt_from_store(self) -> None:
+        """Read the store's runs in progress and adopt them; on failure, retry next tick."""
+        running = self._store_read(self._svc.store.currently_running)
+        self._unadopted = running is None
+        if running is not None:
+            self._adopt(running)
 
     def _on_tick(self, message: Tick) -> None:
         self._now = max(self._now, message.now)
         if message.queue_changed:
             self._has_queue = True
+        if self._unadopted and not self._released:
+            self._adopt_from_store()
         self._work()
         self._report()
 
@@ -297,6 +307,8 @@ class TaskActor(SafeActor):
         # changes of "due now" or of a future due time saves a message per run. A due
         # task with every slot busy asks not to be ticked; it reports when one frees.
         busy = len(self._busy) >= self._concurrency
+        if self._unadopted:
+            next_due = min(next_due, self._now)  # ticked until the store answers
         key = due_key(self._task.active, next_due, has_queue, self._now, busy)
         if force or key != self._reported:
             self._reported = key

@@ -449,3 +449,41 @@ def test_update_of_a_task_removed_from_the_store_raises_and_releases_it(rig: Rig
         rig.scheduler.update_task(task)
     assert rig.scheduler.stats().claimed == 0
     assert rig.errors("not found") == 1
+
+
+class _FailsOnce(MemoryStore):
+    """currently_running raises once when armed: a transient store failure."""
+
+    def __init__(self) -> None:
+        super().__init__(clock=lambda: 1_000_000.0)
+        self.armed = False
+
+    def currently_running(self, task_id: str) -> list[Any]:
+        if self.armed:
+            self.armed = False
+            raise ConnectionError("store unavailable")
+        return super().currently_running(task_id)
+
+
+def test_a_reclaim_whose_store_read_fails_resumes_on_a_later_tick() -> None:
+    """A re-claim that cannot read the runs in progress retries on the next tick."""
+    store = _FailsOnce()
+    rig = Rig(store=store)
+    try:
+        task = rig.add(concurrency=2)
+        rig.scheduler.claim_task(task)
+        rig.tick(6)
+        (run,) = rig.running()
+        left = store.create_next_run("t1", 7)  # another process's run, never started
+        rig.executor.cancel_mode = CancelMode.SLOW
+        rig.scheduler.release_task("t1")
+        store.armed = True
+        rig.scheduler.claim_task(task)  # revives the releasing actor: its read fails
+        rig.settle()
+        assert rig.errors("store error") == 1
+        assert rig.executions(left.created.run_id) == 0
+        rig.tick(6)
+        assert rig.executions(left.created.run_id) == 1
+        assert rig.executions(run.run_id) == 1
+    finally:
+        rig.stop()
