@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ClassVar
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from actors import Scheduler
+from actors._base import Handler
+from actors.scheduler_actor import SchedulerActor
 from actors.task_actor import TaskActor
 from protocols import (
     MemoryStore,
@@ -640,36 +642,56 @@ def test_a_failing_handler_or_an_unknown_message_never_kills_an_actor(
     assert [run.scheduled_for for run in store.find_runs("t1")] == [6]
 
 
-def test_stop_with_grace_lets_runs_finish_and_starts_none(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """stop(grace=...) starts no new run, and a run that finishes within the grace succeeds."""
+def _drain_signalling_scheduler(drained: threading.Event) -> type[Scheduler]:
+    """A Scheduler whose TaskActors set ``drained`` once they have handled Drain.
+
+    It goes through the actor-class seams (Scheduler.scheduler_actor_class,
+    SchedulerActor.task_actor_class): a subclass extends its own dispatch table, nothing
+    shared is patched.
+    """
     from protocols.messages import Drain
 
-    # The one private hook left in this file: the test must succeed the run only once
-    # every TaskActor has handled Drain, and no public API shows that moment (stop()
-    # calls neither the store, the executor, the clock nor the logger while it drains).
-    # It goes once the core offers a seam for it (see issue 7).
-    drained = threading.Event()
-    original = TaskActor._tells[Drain]
-
-    def drain(actor: Any, message: Any) -> None:
-        original(actor, message)
+    def on_drain(actor: TaskActor, message: Drain) -> None:
+        TaskActor._tells[Drain](actor, message)
         drained.set()
 
-    monkeypatch.setitem(TaskActor._tells, Drain, drain)  # type: ignore[arg-type]
-    task = harness.add_task()
-    harness.scheduler.claim_task(task)
-    harness.tick(8)
-    assert harness.running() == [6]
-    run_id = harness.run_id(6)
+    class SignallingTaskActor(TaskActor):
+        _tells: ClassVar[Mapping[type, Handler]] = {**TaskActor._tells, Drain: on_drain}
 
-    stopper = threading.Thread(target=harness.scheduler.stop, kwargs={"grace": 60.0})
-    stopper.start()
-    assert drained.wait(30)
-    harness.executor.succeed(run_id)
-    stopper.join(timeout=60)
-    assert not stopper.is_alive()
+    class SignallingSchedulerActor(SchedulerActor):
+        task_actor_class = SignallingTaskActor
 
-    assert harness.status(run_id) is RunStatus.SUCCESS
-    assert [run.scheduled_for for run in harness.executor.executed] == [6]
+    class SignallingScheduler(Scheduler):
+        scheduler_actor_class = SignallingSchedulerActor
+
+    return SignallingScheduler
+
+
+def test_stop_with_grace_lets_runs_finish_and_starts_none() -> None:
+    """stop(grace=...) starts no new run, and a run that finishes within the grace succeeds."""
+    drained = threading.Event()
+    harness = Harness()
+    harness.scheduler = _drain_signalling_scheduler(drained)(
+        harness.store, harness.executor, now=5, registry=harness.registry
+    )
+    harness.scheduler.start()
+    try:
+        task = harness.add_task()
+        harness.scheduler.claim_task(task)
+        harness.tick(8)
+        assert harness.running() == [6]
+        run_id = harness.run_id(6)
+
+        stopper = threading.Thread(target=harness.scheduler.stop, kwargs={"grace": 60.0})
+        stopper.start()
+        assert drained.wait(30)
+        harness.executor.succeed(run_id)
+        stopper.join(timeout=60)
+        assert not stopper.is_alive()
+
+        assert harness.status(run_id) is RunStatus.SUCCESS
+        assert [run.scheduled_for for run in harness.executor.executed] == [6]
+        assert harness.store.currently_running(task.id) == []
+    finally:
+        harness.executor.release_wait()
+        harness.scheduler.stop()
