@@ -9,20 +9,31 @@ and serves Prometheus metrics over HTTP.
 Stopping (SIGINT, SIGTERM, or ``--duration``): no new runs start; runs in flight get
 up to ``--grace`` seconds to finish; whatever is left is cancelled. A shell run's
 process group gets SIGTERM, and SIGKILL ``--kill-grace`` seconds later if any of it
-is still alive. Every process group the daemon started is dead before it exits,
-including background children that finished commands left behind; the daemon waits
-for every run to end and exits 0.
+is still alive; a python run function gets ``--kill-grace`` seconds to return, after
+which it is abandoned (a Python thread cannot be killed: the process exits under
+it). Every process group the daemon started is dead before it exits, including
+background children that finished commands left behind.
 
-The default ``--kill-grace 3`` (shorter than ``--grace 5``: a command that handles
-SIGTERM is expected to exit promptly) makes the daemon's own SIGKILL of what is left
-of its commands come 8 s after the signal, before the SIGKILL of ``docker stop``
-(10 s by default; Kubernetes waits 30 s, systemd 90 s), which would kill the daemon
-alone and orphan its commands.
+The bound: the daemon exits within ``grace + kill_grace +`` :data:`STOP_MARGIN` (2)
+seconds of the first SIGINT/SIGTERM, whatever its runs do (the margin covers the
+scheduler's own stop, the wait for SIGKILLed processes to die, and exiting; past
+``grace + kill_grace + 1`` s it stops waiting, SIGKILLs every process group left and
+exits 1). A second SIGINT/SIGTERM during the stop exits at once, with 128 + the
+signal's number (130, 143), after SIGKILLing every process group left (within
+:data:`~protocols.executors.subprocess.REAP_TIMEOUT`, 0.5 s).
+
+The defaults, ``--grace 5 --kill-grace 3``, bound the stop at 10 s: the daemon's own
+SIGKILL of what is left of its commands comes 8 s after the signal, before the
+SIGKILL of ``docker stop`` (10 s by default; Kubernetes waits 30 s, systemd 90 s),
+which would kill the daemon alone and orphan its commands. The kill grace is shorter
+than the grace because a command that handles SIGTERM is expected to exit promptly.
 
 Exit status: 0 after a clean stop; 2 for a bad command line or task file (the
 problems go to stderr, one line each, naming the file and the task); 1 when it
-cannot start (e.g. the metrics port is taken), fails unexpectedly, or a process
-survives SIGKILL (logged).
+cannot start (e.g. the metrics port is taken), fails unexpectedly, or the stop was
+not clean (a python run function still running at the end of the kill grace, a
+process surviving SIGKILL, the stop overrunning its bound; each is logged);
+128 + signum when a second signal forced the exit.
 
 This module is an application: it is the one place that configures structlog (and
 routes the standard library's ``logging`` through the same JSON renderer).
@@ -37,10 +48,11 @@ import select
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from types import FrameType, TracebackType
-from typing import Any, Final, TextIO
+from typing import Any, Final, NoReturn, TextIO
 from wsgiref.simple_server import WSGIServer
 
 import attrs
@@ -53,6 +65,7 @@ from actors.taskfile import TaskEntry, TaskFile, TaskFileError, load_task_file
 from protocols import (
     Executor,
     MemoryStore,
+    QueuedRun,
     SubprocessExecutor,
     ThreadExecutor,
 )
@@ -62,6 +75,7 @@ __all__ = [
     "DEFAULT_GRACE",
     "DEFAULT_KILL_GRACE",
     "DEFAULT_METRICS_PORT",
+    "STOP_MARGIN",
     "DaemonOptions",
     "Executors",
     "build_parser",
@@ -74,7 +88,10 @@ DEFAULT_METRICS_PORT: Final = 9464
 DEFAULT_GRACE: Final = 5.0
 """Seconds runs in flight get to finish on their own once the daemon stops."""
 DEFAULT_KILL_GRACE: Final = 3.0
-"""Seconds between a cancelled command's SIGTERM and SIGKILL."""
+"""Seconds between a cancelled command's SIGTERM and SIGKILL (a python function's last chance)."""
+STOP_MARGIN: Final = 2.0
+"""The daemon exits within ``grace + kill_grace + STOP_MARGIN`` s of the first signal."""
+_STOP_OVERRUN: Final = 1.0  # past grace + kill_grace + this, the stop is forced
 _LEADING_KEYS: Final = ("timestamp", "level", "event")
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
@@ -104,7 +121,13 @@ class DaemonOptions:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The command line: ``tickactors {run,check} TASKS.toml [options]``; returns the exit code."""
+    """The command line: ``tickactors {run,check} TASKS.toml [options]``; returns the exit code.
+
+    ``run`` ends the process itself (:func:`os._exit`, after flushing the logs) when
+    returning would hang or the stop is forced: a python run function still running
+    (the interpreter would wait for its thread at exit), a second signal, or a stop
+    overrunning its bound.
+    """
     args = build_parser().parse_args(argv)
     try:
         return _main(args)
@@ -136,7 +159,10 @@ def _main(args: argparse.Namespace) -> int:
         log_level=args.log_level,
     )
     configure_logging(options.log_level)
-    return run_daemon(task_file, options, executors)
+    code = run_daemon(task_file, options, executors)
+    if executors.python.busy():  # the interpreter would wait for these threads at exit
+        _exit_now(code)
+    return code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -182,7 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_KILL_GRACE,
         metavar="SECONDS",
         help="after the cancel, SIGKILL a command's process group SECONDS after its "
-        "SIGTERM (default 3)",
+        "SIGTERM, and abandon a python function still running then (default 3). "
+        f"The daemon exits within grace + kill grace + {STOP_MARGIN:g} s of the first "
+        "SIGINT/SIGTERM; a second one exits at once",
     )
     run.add_argument(
         "--duration",
@@ -282,19 +310,36 @@ class Executors:
         routes: dict[str, Executor] = {"shell": self.shell, "python": self.python}
         return RoutingExecutor.by_task(routes, {e.task.id: e.executor for e in entries})
 
-    def shutdown(self, kill_grace: float) -> list[int]:
-        """Take no new runs; end the ones left; the process groups that survived SIGKILL.
+    def shutdown(self, kill_grace: float) -> tuple[list[QueuedRun], list[int]]:
+        """Take no new runs and end the ones left, within ``kill_grace + REAP_TIMEOUT`` s.
 
-        SIGKILLs what is left of each process group ``kill_grace`` seconds after its
-        SIGTERM and waits for it to die; waits for the python functions.
+        Cancels every run; SIGKILLs what is left of each process group ``kill_grace``
+        seconds after its SIGTERM, and waits for it to die; gives python functions
+        until ``kill_grace`` seconds from now to return. Returns the python runs
+        still running (abandoned) and the process groups that survived SIGKILL.
         """
+        cancelled_at = time.monotonic()
+        self.python.shutdown(wait=False, cancel=True)
         survivors = self.shell.terminate_all(kill_grace)
-        self.python.shutdown(wait=True)
-        return survivors
+        remaining = max(0.0, cancelled_at + kill_grace - time.monotonic())
+        try:
+            self.python.shutdown(wait=True, timeout=remaining)
+        except TimeoutError:
+            pass  # reported through busy()
+        return self.python.busy(), survivors
+
+    def kill(self) -> list[int]:
+        """SIGKILL every process group left now; the ones that survived (within 0.5 s)."""
+        self.python.shutdown(wait=False, cancel=True)
+        return self.shell.terminate_all(0)
 
 
 def run_daemon(task_file: TaskFile, options: DaemonOptions, executors: Executors) -> int:
-    """Run the tasks of ``task_file`` until a signal or ``options.duration``; the exit code."""
+    """Run the tasks of ``task_file`` until a signal or ``options.duration``; the exit code.
+
+    The stop is bounded (see the module's docstring); a second signal during it, or
+    an overrun, ends the process here with :func:`os._exit`.
+    """
     log: FilteringBoundLogger = structlog.get_logger("tickactors.daemon")
     store = MemoryStore(max_finished_runs=options.keep_runs)
     executor = executors.route(task_file.entries)
@@ -329,46 +374,137 @@ def run_daemon(task_file: TaskFile, options: DaemonOptions, executors: Executors
                 port=port,
                 url=f"http://{host}:{port}/metrics",
             )
+        code = EXIT_OK
+        scheduler: Scheduler | None = None
         try:
             scheduler = Scheduler(
                 store, executor, registry=registry, tick_interval=options.tick_interval
             )
             scheduler.start()
-            try:
-                _claim_all(scheduler, store, task_file, log)
-                log.info(
-                    "daemon_started",
-                    task_file=task_file.source,
-                    tasks=len(task_file.entries),
-                    pid=os.getpid(),
-                    duration=options.duration,
-                    grace=options.grace,
-                    kill_grace=options.kill_grace,
-                )
-                received = signals.wait(options.duration)
-                reason = "duration" if received is None else signal.Signals(received).name
-                log.info(
-                    "daemon_stopping",
-                    reason=reason,
-                    grace=options.grace,
-                    kill_grace=options.kill_grace,
-                )
-            finally:
-                scheduler.stop(grace=options.grace)
-                survivors = executors.shutdown(options.kill_grace)
+            _claim_all(scheduler, store, task_file, log)
+            log.info(
+                "daemon_started",
+                task_file=task_file.source,
+                tasks=len(task_file.entries),
+                pid=os.getpid(),
+                duration=options.duration,
+                grace=options.grace,
+                kill_grace=options.kill_grace,
+            )
+            received = signals.wait(options.duration)
+            reason = "duration" if received is None else signal.Signals(received).name
+            log.info(
+                "daemon_stopping",
+                reason=reason,
+                grace=options.grace,
+                kill_grace=options.kill_grace,
+                exit_within=options.grace + options.kill_grace + STOP_MARGIN,
+            )
         except Exception:
             log.exception("daemon_failed")
-            return EXIT_FAILURE
+            code = EXIT_FAILURE
+        try:
+            code = max(code, _stop(scheduler, executors, options, signals, log))
         finally:
             if server is not None:
                 server.shutdown()
                 server.server_close()
-    code = EXIT_OK
-    if survivors:
-        log.error("process_groups_survived_sigkill", pgids=survivors)
-        code = EXIT_FAILURE
     log.info("daemon_stopped", task_file=task_file.source, exit_code=code)
     return code
+
+
+@attrs.define
+class _StopOutcome:
+    abandoned: list[QueuedRun] = attrs.Factory(list)
+    survivors: list[int] = attrs.Factory(list)
+    failed: bool = False
+
+
+def _stop(
+    scheduler: Scheduler | None,
+    executors: Executors,
+    options: DaemonOptions,
+    signals: _SignalWaiter,
+    log: FilteringBoundLogger,
+) -> int:
+    """Stop the scheduler and end every run, bounded; the exit code.
+
+    The stop runs in a thread, while this (main) thread waits for it, for a second
+    signal and for the bound: :class:`Scheduler.stop` and the executors may block
+    (on a run function that never returns, say) and Python cannot interrupt them. A
+    second signal or an overrun SIGKILLs every process group left and ends the
+    process here (:func:`os._exit`), with 128 + signum or 1.
+    """
+    started = time.monotonic()
+    deadline = started + options.grace + options.kill_grace + _STOP_OVERRUN
+    outcome = _StopOutcome()
+    done = threading.Event()
+
+    def stop() -> None:
+        try:
+            if scheduler is not None:
+                scheduler.stop(grace=options.grace)
+            outcome.abandoned, outcome.survivors = executors.shutdown(options.kill_grace)
+        except Exception:
+            log.exception("daemon_stop_failed")
+            outcome.failed = True
+        finally:
+            done.set()
+            signals.wake()
+
+    threading.Thread(target=stop, name="tickactors-stop", daemon=True).start()
+    while not done.is_set():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            log.error(
+                "daemon_stop_timed_out",
+                after=round(time.monotonic() - started, 3),
+                hint="the scheduler's stop did not end in time; killing every process group",
+            )
+            _force_exit(executors, log, EXIT_FAILURE)
+        received = signals.wait(remaining, wake=True)
+        if received is not None:
+            log.warning(
+                "daemon_forced_stop",
+                signal=signal.Signals(received).name,
+                after=round(time.monotonic() - started, 3),
+            )
+            _force_exit(executors, log, 128 + received)
+    code = EXIT_FAILURE if outcome.failed else EXIT_OK
+    if outcome.abandoned:
+        log.error(
+            "runs_abandoned",
+            runs=[{"task_id": run.task_id, "run_id": run.run_id} for run in outcome.abandoned],
+            kill_grace=options.kill_grace,
+            hint="a python run function still running after the kill grace; Python cannot "
+            "kill its thread, so the process exits under it",
+        )
+        code = EXIT_FAILURE
+    if outcome.survivors:
+        log.error("process_groups_survived_sigkill", pgids=outcome.survivors)
+        code = EXIT_FAILURE
+    return code
+
+
+def _force_exit(executors: Executors, log: FilteringBoundLogger, code: int) -> NoReturn:
+    """SIGKILL every process group left, log, and end the process now with ``code``."""
+    survivors = executors.kill()
+    if survivors:
+        log.error("process_groups_survived_sigkill", pgids=survivors)
+    log.info("daemon_stopped", exit_code=code, forced=True)
+    _exit_now(code)
+
+
+def _exit_now(code: int) -> NoReturn:
+    """Flush the logs and end the process without waiting for its threads."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed, or a broken pipe: nothing more to say
+            pass
+    os._exit(code)
 
 
 def _claim_all(
@@ -452,8 +588,18 @@ class _SignalWaiter:
     def _handler(signum: int, frame: FrameType | None) -> None:
         """Nothing: the wakeup socket carries the signal."""
 
-    def wait(self, timeout: float | None) -> int | None:
-        """The next signal's number, or None once ``timeout`` seconds pass (None: forever)."""
+    def wake(self) -> None:
+        """Make a ``wait(..., wake=True)`` in another thread return None now (thread-safe)."""
+        try:
+            self._writer.send(b"\0")
+        except (BlockingIOError, OSError):  # the buffer is full (it will wake) or closed
+            pass
+
+    def wait(self, timeout: float | None, *, wake: bool = False) -> int | None:
+        """The next signal's number, or None once ``timeout`` seconds pass (None: forever).
+
+        With ``wake``, also None as soon as :meth:`wake` is called.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -465,7 +611,9 @@ class _SignalWaiter:
                     continue
                 if data and data[0] in self._signums:
                     return data[0]
-                continue  # another signal with a Python handler: not ours
+                if wake and data == b"\0":
+                    return None
+                continue  # another signal with a Python handler, or a stale wake
             if deadline is not None and time.monotonic() >= deadline:
                 return None
 

@@ -2,8 +2,8 @@
 
 Every wait here has a deadline and waits on something (a file a job writes, a log
 line, the daemon's exit), never a fixed sleep. The bounds the daemon documents
-(``actors.daemon``: every process group dead when it exits, SIGKILLed kill grace
-after its SIGTERM) are asserted with 3x slack, and the measured figures are
+(``actors.daemon``: exit within grace + kill grace + STOP_MARGIN of the first signal,
+at once on a second one) are asserted with 3x slack, and the measured figures are
 printed (``pytest -s`` shows them).
 """
 
@@ -23,6 +23,7 @@ from typing import IO, Any
 
 import pytest
 
+from actors.daemon import STOP_MARGIN
 from protocols.executors.subprocess import REAP_TIMEOUT
 
 pytestmark = pytest.mark.skipif(
@@ -31,7 +32,6 @@ pytestmark = pytest.mark.skipif(
 
 DEADLINE = 30.0  # seconds: the bound on every wait for something that should happen
 SLACK = 3.0  # the factor on every bound the daemon promises
-STOP_MARGIN = 2 * REAP_TIMEOUT + 1.0  # the scheduler's stop, the reaping, the exit
 GRACE = 0.5
 KILL_GRACE = 0.5
 REPO = Path(__file__).resolve().parent.parent
@@ -234,6 +234,63 @@ def _assert_groups_dead(pgids: list[int]) -> None:
         f"killpg(pgid, 0) raised ProcessLookupError for {len(pgids) - len(remaining)} "
         f"of them within {time.monotonic() - started:.2f} s (init reaping the orphans)"
     )
+
+
+def test_sigterm_stops_the_daemon_in_bounded_time_while_a_python_job_is_stuck(
+    tmp_path: Path, daemons: Callable[..., Daemon]
+) -> None:
+    """A python run that never returns: exit 1 within grace + kill grace + margin."""
+    daemon = daemons(tmp_path, PYTHON_STUCK, "--grace", str(GRACE), "--kill-grace", str(KILL_GRACE))
+    daemon.next_event("daemon_started")
+    _wait_for("the stuck job's start", (tmp_path / "stuck").exists, daemon)
+
+    promised = GRACE + KILL_GRACE + STOP_MARGIN
+    code, took = daemon.exit_after_signal(signal.SIGTERM, SLACK * promised)
+    print(
+        f"exit {code} {took:.2f} s after SIGTERM with --grace {GRACE} --kill-grace "
+        f"{KILL_GRACE} (promised {promised:.1f} s, asserted {SLACK * promised:.1f} s)"
+    )
+    assert code == 1  # not a clean stop: a run function was abandoned
+    assert took >= 0.9 * (GRACE + KILL_GRACE)  # the function had its grace and kill grace
+    events = daemon.events()
+    abandoned = [e for e in events if e["event"] == "runs_abandoned"]
+    assert [run["task_id"] for run in abandoned[0]["runs"]] == ["stuck"]
+    assert events[-1]["event"] == "daemon_stopped"
+    assert events[-1]["exit_code"] == 1
+    assert "Traceback" not in daemon.stderr()
+
+
+def test_a_second_signal_exits_at_once_killing_every_process_group(
+    tmp_path: Path, daemons: Callable[..., Daemon]
+) -> None:
+    """Long graces, a stuck python job and a stubborn command: SIGINT during the stop
+    exits 130 at once, and the command's process group is dead."""
+    pgids = tmp_path / "pgids"
+    daemon = daemons(
+        tmp_path,
+        PYTHON_STUCK + SHELL_STUBBORN.format(pgids=pgids),
+        "--grace",
+        "30",
+        "--kill-grace",
+        "30",
+    )
+    daemon.next_event("daemon_started")
+    _wait_for("the stuck job's start", (tmp_path / "stuck").exists, daemon)
+    _wait_for("the stubborn command's start", lambda: bool(_pgids(pgids)), daemon)
+
+    daemon.proc.send_signal(signal.SIGTERM)
+    daemon.next_event("daemon_stopping")
+    promised = REAP_TIMEOUT + 0.5  # SIGKILL the groups, wait for them to die, exit
+    code, took = daemon.exit_after_signal(signal.SIGINT, SLACK * promised)
+    print(
+        f"exit {code} {took:.2f} s after the second signal (SIGINT) with --grace 30 "
+        f"--kill-grace 30 (promised {promised:.1f} s, asserted {SLACK * promised:.1f} s)"
+    )
+    assert code == 128 + signal.SIGINT
+    forced = daemon.next_event("daemon_forced_stop")
+    assert forced["signal"] == "SIGINT"
+    _assert_groups_dead(_pgids(pgids))
+    assert "Traceback" not in daemon.stderr()
 
 
 def test_sigterm_kills_commands_that_ignore_it_before_the_daemon_exits(

@@ -297,6 +297,37 @@ def test_thread_wait_timeout() -> None:
         executor.shutdown()
 
 
+def test_thread_shutdown_timeout_names_the_functions_still_running() -> None:
+    """shutdown(timeout=...) gives up on a function that does not return: TimeoutError
+    naming its run, which busy() lists until it returns."""
+    release = threading.Event()
+    started = threading.Event()
+
+    def block(run: QueuedRun) -> None:
+        started.set()
+        release.wait(TIMEOUT)
+
+    executor = ThreadExecutor(1, functions={"block": block})
+    try:
+        run = make_run("block", task_id="stuck")
+        promise = executor.execute(run)
+        assert started.wait(TIMEOUT)
+        begun = time.monotonic()
+        with pytest.raises(
+            TimeoutError, match=r"1 run functions still running after 0.2 s: 'stuck'"
+        ):
+            executor.shutdown(cancel=True, timeout=0.2)
+        took = time.monotonic() - begun
+        assert 0.2 <= took < 3 * 0.2 + 1.0, took
+        with pytest.raises(RunCanceled):
+            promise.wait(0)
+        assert executor.busy() == [run]
+    finally:
+        release.set()
+    executor.shutdown(wait=True, timeout=TIMEOUT)
+    assert executor.busy() == []
+
+
 def test_thread_invalid_max_workers() -> None:
     """max_workers below 1 is refused."""
     with pytest.raises(ValueError, match="max_workers"):

@@ -6,7 +6,8 @@ import importlib
 import os
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from typing import Any, TypeAlias, cast
 
 from protocols.errors import InvalidScript, SchedulerError
@@ -45,6 +46,12 @@ class ThreadExecutor:
     :class:`~protocols.errors.RunCanceled`), but the function carries on until it
     returns: Python threads cannot be killed, so a function that may run long
     should be written to stop on its own. Its late result is discarded.
+    :meth:`busy` lists the runs whose functions have not returned yet.
+
+    The pool's threads are not daemon threads: the interpreter waits for every
+    function still running when it exits. A process that must exit anyway (the
+    daemon, see :mod:`actors.daemon`) bounds ``shutdown(timeout=...)`` and then
+    ends with :func:`os._exit`.
     """
 
     def __init__(
@@ -61,6 +68,7 @@ class ThreadExecutor:
         self._resolved: dict[str, RunFunction] = {}
         self._tracker = PromiseTracker()
         self._closed = False
+        self._calls: dict[Future[None], QueuedRun] = {}  # functions not returned yet
 
     def __enter__(self) -> ThreadExecutor:
         return self
@@ -100,9 +108,21 @@ class ThreadExecutor:
         def drop_queued(_promise: Promise) -> None:
             future.cancel()  # a no-op once the function started
 
+        with self._lock:
+            self._calls[future] = run
+        future.add_done_callback(self._call_done)
         promise.on_cancel(drop_queued)
         self._tracker.track(promise)
         return promise
+
+    def _call_done(self, future: Future[None]) -> None:
+        with self._lock:
+            self._calls.pop(future, None)
+
+    def busy(self) -> list[QueuedRun]:
+        """The runs whose functions have not returned yet: queued or running, cancelled or not."""
+        with self._lock:
+            return list(self._calls.values())
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until every promise this executor created is done.
@@ -114,17 +134,36 @@ class ThreadExecutor:
         if not self._tracker.wait(timeout):
             raise TimeoutError(f"{len(self._tracker)} runs still in flight after {timeout} s")
 
-    def shutdown(self, wait: bool = True, *, cancel: bool = False) -> None:
+    def shutdown(
+        self, wait: bool = True, *, cancel: bool = False, timeout: float | None = None
+    ) -> None:
         """Take no new runs; optionally cancel the runs in flight; optionally wait.
 
         ``wait=True`` waits for the pool's threads to finish, including functions
-        still running after their run was cancelled.
+        still running after their run was cancelled: for ever, or at most
+        ``timeout`` seconds, after which it raises :class:`TimeoutError` naming the
+        runs still running (see :meth:`busy`; their threads carry on).
         """
         self._closed = True
         if cancel:
             for promise in self._tracker.snapshot():
                 promise.cancel()
-        self._pool.shutdown(wait=wait, cancel_futures=cancel)
+        if not wait or timeout is None:
+            self._pool.shutdown(wait=wait, cancel_futures=cancel)
+            return
+        self._pool.shutdown(wait=False, cancel_futures=cancel)
+        with self._lock:
+            calls = list(self._calls)
+        _done, running = wait_futures(calls, timeout)
+        if running:
+            with self._lock:
+                runs = [self._calls[f] for f in running if f in self._calls]
+            if runs:
+                names = ", ".join(f"{run.task_id!r} run {run.run_id}" for run in runs)
+                raise TimeoutError(
+                    f"{len(runs)} run functions still running after {timeout} s: {names}"
+                )
+        self._pool.shutdown(wait=True)  # every function returned: the threads end now
 
 
 def _call(fn: RunFunction, promise: Promise) -> None:
