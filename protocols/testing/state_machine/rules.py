@@ -1,0 +1,345 @@
+"""The machine's rules: the operations it applies, each followed by the check.
+
+Every rule ends with :meth:`~.invariants.CheckedMachine.step` (saying which runs it
+expects to end, and how) or :meth:`~.invariants.CheckedMachine.refused`. To add a
+family of rules, subclass :class:`SchedulerMachine` (or add methods here) with
+``@rule`` methods that end the same way, and extend ``check_after_step`` for their
+invariants.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+
+from hypothesis import strategies as st
+from hypothesis.stateful import initialize, precondition, rule
+
+from protocols.errors import (
+    RunAlreadyQueued,
+    RunNotDueYet,
+    RunNotFinished,
+    RunNotFound,
+    TaskAlreadyClaimed,
+    TaskAlreadyExists,
+    TaskNotClaimed,
+    TaskNotFound,
+)
+from protocols.model import RunStatus
+from protocols.testing.state_machine.base import ScheduleSpec
+from protocols.testing.state_machine.invariants import CheckedMachine
+from protocols.testing.state_machine.model import DONE, EXECUTING, LEFT, ClaimModel
+
+__all__ = ["SchedulerMachine"]
+
+
+class SchedulerMachine(CheckedMachine):
+    """Random operations on a real Scheduler, checked against a model after every step.
+
+    Override :meth:`make_store` (and :meth:`close_store`) to check another store;
+    ``task_ids``, ``max_concurrency``, ``max_every``, ``epochs``, ``zones``,
+    ``crons`` and ``settle_timeout`` tune the machine.
+    """
+
+    def teardown(self) -> None:
+        """Stop the scheduler and check nothing is left behind (unless a step failed)."""
+        try:
+            if self._broken:
+                self.executor.release_wait()
+                for run in self.executor.running():
+                    self.executor.cancel(run.run_id)
+                self.scheduler.stop()
+            elif not self._stopped:
+                self._stop()
+        finally:
+            self.close_store(self.store)
+
+    # -- tasks and claims -----------------------------------------------------------
+
+    @initialize(data=st.data(), lead=st.one_of(st.integers(0, 15 * 60), st.integers(0, 90 * 60)))
+    def setup_tasks(self, data: st.DataObject, lead: int) -> None:
+        """Move to an epoch (``lead`` s before it); add 1-3 tasks, claim most of them."""
+        instant, zone = data.draw(st.sampled_from(self.epochs), label="epoch")
+        self.set_epoch(instant, zone)
+        self.now = max(self.now, instant - lead)
+        self.scheduler.tick(self.now)
+        count = data.draw(st.integers(1, len(self.task_ids)), label="tasks")
+        for task_id in self.task_ids[:count]:
+            spec = data.draw(self.task_specs(), label=task_id)
+            self._add(task_id, spec)
+            if data.draw(st.sampled_from([True, True, True, False]), label="claim"):
+                task = self.model.tasks[task_id].task
+                self.scheduler.claim_task(task)
+                self.model.claims_ok += 1
+                self.model.claims[task_id] = ClaimModel(task, deque())
+            self.step({})
+
+    @rule(data=st.data())
+    def add_task(self, data: st.DataObject) -> None:
+        """Add a task to the store (an existing id is refused with TaskAlreadyExists)."""
+        task_id = data.draw(st.sampled_from(self.task_ids), label="task_id")
+        spec = data.draw(self.task_specs(), label="spec")
+        if task_id in self.model.tasks:
+            task = self._task(task_id, spec.schedule, spec.offset, spec.concurrency, spec.active)
+            self.refused(TaskAlreadyExists, lambda: self.store.add_task(task))
+            return
+        self._add(task_id, spec)
+        self.step({})
+
+    @rule(data=st.data())
+    def claim(self, data: st.DataObject) -> None:
+        """Claim a task: refused if claimed already or unknown to the store."""
+        task_id = data.draw(st.sampled_from((*self.task_ids, "ghost")), label="task_id")
+        model = self.model
+        if task_id in model.claims:
+            model.claims_failed += 1
+            task = model.claims[task_id].task
+            self.refused(TaskAlreadyClaimed, lambda: self.scheduler.claim_task(task))
+            return
+        if task_id not in model.tasks:
+            model.claims_failed += 1
+            ghost = self._ghost(task_id)
+            self.refused(TaskNotFound, lambda: self.scheduler.claim_task(ghost))
+            return
+        left = model.left(task_id)
+        in_store = sorted(run.id for run in self.store.currently_running(task_id))
+        assert in_store == sorted(r.id for r in left), (
+            f"currently_running({task_id!r}) lists {in_store}, expected the runs left in "
+            f"progress {sorted(r.id for r in left)}"
+        )
+        task = model.tasks[task_id].task
+        self.scheduler.claim_task(task)
+        model.claims_ok += 1
+        model.claims[task_id] = ClaimModel(task, deque(r.id for r in left))
+        self.step({})
+
+    @rule(
+        data=st.data(),
+        concurrency=st.integers(1, 3),
+        active=st.sampled_from([True, True, False]),
+        skip_missed=st.sampled_from([False, False, False, True]),
+    )
+    def update(
+        self, data: st.DataObject, concurrency: int, active: bool, skip_missed: bool
+    ) -> None:
+        """Update a task in the store, then in the scheduler (TaskNotClaimed if not claimed).
+
+        The schedule and the offset change or stay; ``skip_missed`` passes
+        ``latest_completed=now`` (no catch-up).
+        """
+        task_id = data.draw(st.sampled_from(self.task_ids), label="task_id")
+        model = self.model.tasks.get(task_id)
+        if model is None:
+            ghost = self._ghost(task_id)
+            self.refused(TaskNotClaimed, lambda: self.scheduler.update_task(ghost))
+            return
+        old = model.task.options
+        kept = ScheduleSpec(every=old.every, cron=old.cron, timezone=old.timezone)
+        schedule = data.draw(st.one_of(st.just(kept), self.schedules()), label="schedule")
+        offset = data.draw(st.one_of(st.just(old.offset), self.offsets()), label="offset")
+        task = self._task(task_id, schedule, offset, concurrency, active)
+        if skip_missed:
+            self.store.update_task(task, latest_completed=self.now)
+            model.latest_completed = max(model.latest_completed, self.now)
+        else:
+            self.store.update_task(task)
+        model.task = task
+        model.max_concurrency = max(model.max_concurrency, concurrency)
+        claim = self.model.claims.get(task_id)
+        if claim is None:
+            self.refused(TaskNotClaimed, lambda: self.scheduler.update_task(task))
+            return
+        claim.task = task
+        self.scheduler.update_task(task)
+        self.step({})
+
+    @rule(data=st.data())
+    def release(self, data: st.DataObject) -> None:
+        """Release a task: its runs in flight end canceled (TaskNotClaimed if not claimed)."""
+        task_id = data.draw(st.sampled_from(self.task_ids), label="task_id")
+        claim = self.model.claims.get(task_id)
+        if claim is None:
+            self.refused(TaskNotClaimed, lambda: self.scheduler.release_task(task_id))
+            return
+        expect = {r.id: RunStatus.CANCELED for r in self.model.executing(task_id)}
+        del self.model.claims[task_id]
+        for run_id in claim.resume:  # never started: still in progress in the store
+            self.model.runs[run_id].state = LEFT
+        self.scheduler.release_task(task_id)
+        self.step(expect)
+
+    # -- runs -----------------------------------------------------------------------
+
+    @rule(data=st.data(), index=st.integers(0, 10))
+    def cancel_run(self, data: st.DataObject, index: int) -> None:
+        """Cancel a run in flight through the scheduler; refused for unknown tasks and runs."""
+        task_id = data.draw(st.sampled_from(self.task_ids), label="task_id")
+        if task_id not in self.model.claims:
+            self.refused(TaskNotFound, lambda: self.scheduler.cancel_run(task_id, 1))
+            return
+        executing = self.model.executing(task_id)
+        if not executing:
+            finished = [r.id for r in self.model.runs.values() if r.task_id == task_id]
+            run_id = finished[index % len(finished)] if finished else 10**9
+            self.refused(RunNotFound, lambda: self.scheduler.cancel_run(task_id, run_id))
+            return
+        run = executing[index % len(executing)]
+        self.scheduler.cancel_run(task_id, run.id)
+        self.step({run.id: RunStatus.CANCELED})
+
+    @precondition(lambda self: bool(self.executor.running()))
+    @rule(
+        picks=st.lists(
+            st.tuples(
+                st.integers(0, 10),
+                st.sampled_from(["success", "success", "fail", "fail_wait", "cancel"]),
+            ),
+            min_size=1,
+            max_size=3,
+        )
+    )
+    def complete(self, picks: list[tuple[int, str]]) -> None:
+        """Settle 1-3 runs at the executor: success, failure, wait error, or cancel."""
+        expect: dict[int, RunStatus] = {}
+        for index, outcome in picks:
+            running = sorted(self.executor.running(), key=lambda r: r.run_id)
+            running = [r for r in running if r.run_id not in expect]
+            if not running:
+                break
+            run_id = running[index % len(running)].run_id
+            if outcome == "success":
+                self.executor.succeed(run_id, {"n": run_id})
+                expect[run_id] = RunStatus.SUCCESS
+            elif outcome == "fail":
+                self.executor.fail(run_id, "boom")
+                expect[run_id] = RunStatus.FAILED
+            elif outcome == "fail_wait":
+                self.executor.fail_wait(run_id, ConnectionError("lost"))
+                expect[run_id] = RunStatus.FAILED
+            else:
+                self.executor.cancel(run_id)
+                expect[run_id] = RunStatus.CANCELED
+        self.step(expect)
+
+    @precondition(lambda self: self.pending_execute_errors < 2)
+    @rule()
+    def fail_next_execute(self) -> None:
+        """Make the next ``execute`` call raise (the run then fails)."""
+        self.executor.fail_next_execute(OSError("no worker"))
+        self.pending_execute_errors += 1
+        self.step({})
+
+    @rule(data=st.data(), delta=st.integers(-20, 20))
+    def force_run(self, data: st.DataObject, delta: int) -> None:
+        """Queue a manual run through the scheduler (for a past or future slot)."""
+        task_id = data.draw(st.sampled_from((*self.task_ids, "ghost")), label="task_id")
+        slot = self.now + delta
+        model = self.model.tasks.get(task_id)
+        if model is None:
+            self.refused(TaskNotFound, lambda: self.scheduler.force_run(task_id, slot))
+            return
+        if any(s == slot for _, s in model.queue):
+            self.refused(RunAlreadyQueued, lambda: self.scheduler.force_run(task_id, slot))
+            return
+        run = self.scheduler.force_run(task_id, slot)
+        self._queued(model, run, slot)
+        self.step({})
+
+    @rule(data=st.data(), index=st.integers(0, 10))
+    def retry_run(self, data: st.DataObject, index: int) -> None:
+        """Retry a finished run through the scheduler; refused for runs in flight or unknown."""
+        task_id = data.draw(st.sampled_from(self.task_ids), label="task_id")
+        model = self.model.tasks.get(task_id)
+        if model is None:
+            self.refused(TaskNotFound, lambda: self.scheduler.retry_run(task_id, 1))
+            return
+        mine = [r for r in self.model.runs.values() if r.task_id == task_id]
+        finished = [r for r in mine if r.state == DONE]
+        if not finished:
+            unfinished = [r for r in mine if r.state == EXECUTING]
+            if unfinished:
+                run_id = unfinished[index % len(unfinished)].id
+                self.refused(RunNotFinished, lambda: self.scheduler.retry_run(task_id, run_id))
+            else:
+                self.refused(RunNotFound, lambda: self.scheduler.retry_run(task_id, 10**9))
+            return
+        old = finished[index % len(finished)]
+        if any(s == old.slot for _, s in model.queue):
+            self.refused(RunAlreadyQueued, lambda: self.scheduler.retry_run(task_id, old.id))
+            return
+        run = self.scheduler.retry_run(task_id, old.id)
+        assert run.scheduled_for == old.slot, (run, old)
+        assert run.id != old.id, (run, old)
+        self._queued(model, run, old.slot)
+        self.step({})
+
+    # -- time -----------------------------------------------------------------------
+
+    @rule(delta=st.integers(0, 4))
+    def tick(self, delta: int) -> None:
+        """Move time forward a little."""
+        self.now += delta
+        self.scheduler.tick(self.now)
+        self.step({})
+
+    @rule(delta=st.integers(5, 60))
+    def jump(self, delta: int) -> None:
+        """Move time forward a lot: a backlog of due slots, caught up one run per slot."""
+        self.tick(delta)
+
+    @rule(delta=st.integers(60, 45 * 60))
+    def jump_minutes(self, delta: int) -> None:
+        """Move time forward by minutes: cron slots come due, across a DST change too."""
+        self.tick(delta)
+
+    @rule(delta=st.integers(3600, 3 * 3600))
+    def jump_hours(self, delta: int) -> None:
+        """Move time forward by hours: through the repeated or skipped hour of a DST change."""
+        self.tick(delta)
+
+    @rule(delta=st.integers(1, 5))
+    def tick_backwards(self, delta: int) -> None:
+        """A tick into the past changes nothing."""
+        self.scheduler.tick(self.now - delta)
+        self.step({}, quiet=True)
+        assert self.scheduler.now() == self.now
+
+    # -- crash and restart ----------------------------------------------------------
+
+    @rule(data=st.data(), mark_started=st.booleans())
+    def restart(self, data: st.DataObject, mark_started: bool) -> None:
+        """Stop; leave runs in progress as a crashed process would; start a new Scheduler."""
+        crashed = data.draw(st.lists(st.sampled_from(self.task_ids), max_size=4), label="crashed")
+        self._stop()
+        for task_id in crashed:
+            if task_id not in self.model.tasks:
+                continue
+            try:
+                created = self.store.create_next_run(task_id, self.now)
+            except RunNotDueYet as exc:
+                self._not_due(task_id, exc.due_at)
+                continue
+            run = created.created
+            self._created(task_id, self.now, run, claimed=False)
+            if mark_started:
+                self.store.update_run_state(task_id, run.run_id, self.clock(), RunStatus.STARTED)
+        self._stopped = False
+        self._threads_before = set(threading.enumerate())
+        self.scheduler = self._new_scheduler()
+        self.step({})
+
+    def _stop(self) -> None:
+        """Stop the scheduler: every run in flight ends canceled; nothing is left behind."""
+        expect = {r.id: RunStatus.CANCELED for r in self.model.executing()}
+        for claim in self.model.claims.values():
+            for run_id in claim.resume:
+                self.model.runs[run_id].state = LEFT
+        self.model.claims.clear()
+        self.scheduler.stop()
+        self._stopped = True
+        self.step(expect)
+        assert self.executor.running() == [], (
+            f"runs still in flight at the executor after stop: {self.executor.running()}"
+        )
+        left = set(threading.enumerate()) - self._threads_before
+        assert not left, f"threads left behind after stop: {sorted(t.name for t in left)}"
