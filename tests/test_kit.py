@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from typing import ClassVar
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 
 from actors import Scheduler
-from protocols import MemoryStore, RunCreation, TaskStore
+from protocols import MemoryStore, RunCreation, Task, TaskStore
 from protocols.schedules import due_time, next_slot
 from protocols.testing.state_machine import (
     RecordingStore,
@@ -71,15 +73,94 @@ class ForgetsLatestCompleted(MemoryStore):
             return run
 
 
+class _MisreadsCronZone(MemoryStore):
+    """Broken schedule arithmetic: cron slots computed in another zone than the task's.
+
+    The store keeps the task as given, but computes its slots as if its ``timezone``
+    were :meth:`zone_for` of it.
+    """
+
+    def zone_for(self, timezone: str) -> str:
+        raise NotImplementedError
+
+    def _misread(self, task: Task) -> Task:
+        if task.options.cron is None:
+            return task
+        options = attrs.evolve(task.options, timezone=self.zone_for(task.options.timezone))
+        return attrs.evolve(task, options=options)
+
+    def add_task(self, task: Task, *, latest_completed: int | None = None) -> None:
+        super().add_task(self._misread(task), latest_completed=latest_completed)
+
+    def update_task(self, task: Task, *, latest_completed: int | None = None) -> None:
+        super().update_task(self._misread(task), latest_completed=latest_completed)
+
+
+class CronIgnoresTimezone(_MisreadsCronZone):
+    """Broken: cron slots are computed in UTC, whatever the task's time zone."""
+
+    def zone_for(self, timezone: str) -> str:
+        return "UTC"
+
+
+class CronIgnoresDaylightSaving(_MisreadsCronZone):
+    """Broken: cron slots use the zone's standard time all year (no daylight saving)."""
+
+    STANDARD: ClassVar[dict[str, str]] = {
+        "Europe/Berlin": "Etc/GMT-1",
+        "America/New_York": "Etc/GMT+5",
+    }
+
+    def zone_for(self, timezone: str) -> str:
+        return self.STANDARD.get(timezone, timezone)
+
+
+class FixedTimeAsWildcard(MemoryStore):
+    """Broken daylight saving: fixed-time cron jobs follow the wildcard rule.
+
+    ``30 1 * * *`` is stored as ``30 1/24 * * *`` (the same wall times, but a step in
+    the hour field): it then runs twice in a repeated hour and never in a skipped one.
+    """
+
+    def _misread(self, task: Task) -> Task:
+        cron = task.options.cron
+        if cron is None or cron.startswith("@"):
+            return task
+        minute, hour, *days = cron.split(" ")
+        if any(c in minute + hour for c in "*?/"):
+            return task
+        hour = ",".join(f"{item}/24" for item in hour.split(","))
+        options = attrs.evolve(task.options, cron=" ".join([minute, hour, *days]))
+        return attrs.evolve(task, options=options)
+
+    def add_task(self, task: Task, *, latest_completed: int | None = None) -> None:
+        super().add_task(self._misread(task), latest_completed=latest_completed)
+
+    def update_task(self, task: Task, *, latest_completed: int | None = None) -> None:
+        super().update_task(self._misread(task), latest_completed=latest_completed)
+
+
 BROKEN: list[Callable[[Callable[[], float]], TaskStore]] = [
     lambda clock: SkipsMissedSlot(clock=clock),
     lambda clock: ServesManualLast(clock=clock),
     lambda clock: ForgetsLatestCompleted(clock=clock),
+    lambda clock: CronIgnoresTimezone(clock=clock),
+    lambda clock: CronIgnoresDaylightSaving(clock=clock),
+    lambda clock: FixedTimeAsWildcard(clock=clock),
 ]
 
 
 @pytest.mark.parametrize(
-    "factory", BROKEN, ids=["skips-missed-slot", "serves-manual-last", "forgets-latest"]
+    "factory",
+    BROKEN,
+    ids=[
+        "skips-missed-slot",
+        "serves-manual-last",
+        "forgets-latest",
+        "cron-ignores-timezone",
+        "cron-ignores-dst",
+        "fixed-time-as-wildcard",
+    ],
 )
 def test_state_machine_catches_a_broken_store(
     factory: Callable[[Callable[[], float]], TaskStore],
