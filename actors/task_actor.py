@@ -144,7 +144,9 @@ class TaskActor(SafeActor):
         if self._unadopted and not self._released:
             self._adopt_from_store()
         self._work()
-        self._report()
+        # After a queue change the SchedulerActor holds the task as due: a busy task
+        # says so, or it would be ticked every tick until a slot frees.
+        self._report(force=message.queue_changed)
 
     def _on_update(self, message: Update) -> None:
         self._task = message.task

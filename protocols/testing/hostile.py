@@ -140,9 +140,14 @@ class FailingLogger:
     def __init__(self, events: Iterable[str] | None = None, *, enabled: bool = True) -> None:
         self.events = None if events is None else frozenset(events)
         self.enabled = enabled
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self.calls: dict[str, int] = {}
         self.failures = 0
+
+    def wait_for(self, event: str, timeout: float, *, count: int = 1) -> bool:
+        """Block until ``event`` was logged ``count`` times in all; False on timeout."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self.calls.get(event, 0) >= count, timeout)
 
     def bind(self, **_: Any) -> FailingLogger:
         return self
@@ -153,6 +158,7 @@ class FailingLogger:
             fail = self.enabled and (self.events is None or event in self.events)
             if fail:
                 self.failures += 1
+            self._lock.notify_all()
         if fail:
             raise LogFailed(f"log handler failed for {event!r} (FailingLogger)")
 

@@ -21,8 +21,10 @@ from prometheus_client import CollectorRegistry
 from protocols.contracts import TaskStore
 from protocols.model import Run, Task, TaskStatus
 from protocols.options import TaskOptions
+from protocols.testing.hostile import FailingLogger, HostileExecutor
 from protocols.testing.manual import ManualExecutor
-from protocols.testing.state_machine.model import Model, NullLogger, TaskModel
+from protocols.testing.state_machine.faults import FaultyStore
+from protocols.testing.state_machine.model import Model, TaskModel
 from protocols.testing.state_machine.recording import RecordingStore
 from protocols.testing.store_contract import FakeClock
 
@@ -93,7 +95,8 @@ class MachineBase(RuleBasedStateMachine):
     :meth:`store_for_scheduler` to make the scheduler's surroundings hostile.
     """
 
-    task_ids: ClassVar[tuple[str, ...]] = ("t1", "t2", "t3")
+    #: "all" is also the aggregate summaries' label: a task may be named so.
+    task_ids: ClassVar[tuple[str, ...]] = ("t1", "t2", "all")
     max_concurrency: ClassVar[int] = 3
     max_every: ClassVar[int] = 10
     settle_timeout: ClassVar[float] = 30.0
@@ -103,6 +106,8 @@ class MachineBase(RuleBasedStateMachine):
     epochs: ClassVar[tuple[tuple[int, str], ...]] = EPOCHS
     zones: ClassVar[tuple[str, ...]] = ZONES
     crons: ClassVar[tuple[str, ...]] = CRONS
+    #: The fault-injecting store below the recorder (None: store faults are off).
+    faulty: FaultyStore | None = None
     #: The scheduler class to drive, e.g. ``actors.Scheduler`` (set it in a subclass).
     scheduler_class: ClassVar[type[Any] | None] = None
 
@@ -118,20 +123,32 @@ class MachineBase(RuleBasedStateMachine):
         """Release what :meth:`make_store` acquired (nothing by default)."""
 
     def make_executor(self) -> ManualExecutor:
-        """The executor the scheduler runs on (a subclass may misbehave)."""
-        return ManualExecutor()
+        """The executor the scheduler runs on: a
+        :class:`~protocols.testing.hostile.HostileExecutor` (cancel prompt, slow or raising)."""
+        return HostileExecutor()
 
     def make_logger(self) -> Any:
-        """The structlog-shaped logger the scheduler logs to (default: drops everything)."""
-        return NullLogger()
+        """The structlog-shaped logger the scheduler logs to: a
+        :class:`~protocols.testing.hostile.FailingLogger`, quiet until a rule breaks it."""
+        return FailingLogger(enabled=False)
 
     def store_below_recorder(self, store: TaskStore) -> TaskStore:
-        """What the recorder forwards to (default: the store itself).
+        """What the recorder forwards to: a :class:`~.faults.FaultyStore` around ``store``.
 
-        Wrap ``store`` here (a :class:`~.recording.ForwardingStore` subclass) to make
-        calls fail that the recorder then sees fail.
+        The rules arm it to fail the scheduler's calls; the checks read its log. A
+        subclass returning ``store`` itself turns store faults off.
         """
-        return store
+        self.faulty = FaultyStore(store)
+        return self.faulty
+
+    def cancel_mode(self) -> str:
+        """What a cancel does now: "prompt", "slow" or "raise" (the executor's mode)."""
+        mode = getattr(self.executor, "cancel_mode", None)
+        return "prompt" if mode is None else str(mode.value)
+
+    def log_failures(self) -> int:
+        """How many log calls raised (the logger's count)."""
+        return int(getattr(self.logger, "failures", 0))
 
     def store_for_scheduler(self, recorder: RecordingStore) -> TaskStore:
         """The store the scheduler is given (default: the recorder).
@@ -151,15 +168,19 @@ class MachineBase(RuleBasedStateMachine):
         self.epoch_hours: tuple[int, ...] = (0,)
         self.clock = FakeClock(1_000_000.0)
         self.store = self.make_store(self.clock)
+        self.faulty = None
         self.recorder = RecordingStore(self.store_below_recorder(self.store))
         self.scheduler_store = self.store_for_scheduler(self.recorder)
         self.executor = self.make_executor()
+        self.logger = self.make_logger()
         self.registry = CollectorRegistry()
         self.model = Model()
         self.pending_execute_errors = 0
         self._executed_seen = 0
         self._stopped = False
         self._broken = False
+        self._ticking = False  # the step is a tick: tasks whose create failed are retried
+        self._stopper: threading.Thread | None = None
         self.scheduler = self._new_scheduler()
 
     def _new_scheduler(self) -> Any:
@@ -175,7 +196,7 @@ class MachineBase(RuleBasedStateMachine):
             self.executor,
             now=self.now,
             registry=self.registry,
-            logger=self.make_logger(),
+            logger=self.logger,
             clock=self.clock,
         )
         scheduler.start()
@@ -270,7 +291,8 @@ class MachineBase(RuleBasedStateMachine):
         task = self._task(task_id, spec.schedule, spec.offset, spec.concurrency, spec.active)
         latest = self.now - spec.backlog
         self.store.add_task(task, latest_completed=latest)
-        self.model.tasks[task_id] = TaskModel(task, latest, max_concurrency=spec.concurrency)
+        ever = max(spec.concurrency, self.model.concurrency_ever.get(task_id, 0))
+        self.model.tasks[task_id] = TaskModel(task, latest, max_concurrency=ever)
 
     def _queued(self, model: TaskModel, run: Run, slot: int) -> None:
         assert run.scheduled_for == slot, (run, slot)

@@ -70,6 +70,28 @@ class CheckedMachine(MachineBase):
         self._check_runs()
         self._check_tasks(step.executing_before, step.started)
         self._check_metrics()
+        self._check_held()
+
+    def _check_held(self) -> None:
+        """What the scheduler holds is bounded by what is claimed (``stats()``)."""
+        stats = getattr(self.scheduler, "stats", None)
+        if stats is None or self._stopped:
+            return
+        held = stats()
+        model = self.model
+        assert held.claimed == len(model.claims), (held, sorted(model.claims))
+        assert held.releasing == len(model.lingering()), (
+            f"{held.releasing} released tasks still finishing runs, expected "
+            f"{sorted(model.lingering())}"
+        )
+        assert held.indexed <= 2 * held.claimed + 64, (
+            f"the due-time index holds {held.indexed} items for {held.claimed} claimed tasks"
+        )
+        faulted = model.faulted_tasks & set(model.claims)
+        assert held.due <= len(faulted), (
+            f"{held.due} tasks stay due after the step (ticked on every tick); only tasks "
+            f"whose store call failed may: {sorted(faulted)}"
+        )
 
     # -- replaying the step ---------------------------------------------------------
 
@@ -104,7 +126,11 @@ class CheckedMachine(MachineBase):
                 run = self._known(event.run_id, event.task_id)
                 run.finishes += 1
                 assert run.finishes == 1, f"finish_run called twice for run {run.id}"
-                finishing.add(run.id)
+                if run.completing:  # its outcome was recorded: the claim completed it
+                    run.completing = run.recorded = run.unfinished = False
+                    run.state = DONE
+                else:
+                    finishing.add(run.id)
                 if not run.manual:
                     task = model.tasks[run.task_id]
                     task.latest_completed = max(task.latest_completed, run.slot)
@@ -127,25 +153,33 @@ class CheckedMachine(MachineBase):
             else:
                 assert run.state == CREATED, (
                     f"run {run.id} executed in state {run.state!r}: runs are executed once, "
-                    "after they are created"
+                    "after they are created, and never while they execute"
                 )
+            assert not run.recorded, f"run {run.id} executed again, its outcome was recorded"
             run.executions += 1
             run.state = EXECUTING
+            run.claim = claim
+            claim.started += 1
+            model.started += 1
             started.add(run.id)
             if self.pending_execute_errors:
                 self.pending_execute_errors -= 1
                 expect[run.id] = RunStatus.FAILED
                 execute_failed.add(run.id)
 
+        finish_failed = self._replay_faults(expect)
         for run_id in finishing:
             run = model.runs[run_id]
             assert run_id in expect, (
                 f"run {run_id} ({run.task_id}, slot {run.slot}) finished, but nothing ended it"
             )
         for run_id, status in expect.items():
-            self._check_finished(model.runs[run_id], status, run_id in finishing)
+            run = model.runs[run_id]
+            self._check_finished(run, status, run_id in finishing or run_id in finish_failed)
         for run_id in execute_failed:
             run = model.runs[run_id]
+            if run.faulted or run.removed:
+                continue
             log = [entry.message for entry in self.store.find_run(run.task_id, run_id).log]
             assert any(line.startswith("Run failed to begin execution") for line in log), log
         self.check_after_step(StepRecord(events, executed, executing_before, started, finishing))
@@ -216,17 +250,83 @@ class CheckedMachine(MachineBase):
         )
 
     def _check_finished(self, run: RunModel, status: RunStatus, finished: bool) -> None:
+        if run.removed:  # nothing can be recorded of a run whose task left the store
+            self.model.finished(run, status)
+            return
         assert finished, (
             f"run {run.id} ({run.task_id}, slot {run.slot}) should have ended {status.value} "
             "in this step, finish_run was not called"
         )
-        assert run.statuses == [RunStatus.STARTED, status], (
-            f"run {run.id}: states {[s.value for s in run.statuses]}, expected started -> "
-            f"{status.value}"
-        )
-        stored = self.store.find_run(run.task_id, run.id)
-        assert stored.status is status, (stored, status)
+        if run.faulted:  # a store write failed: what was recorded is a prefix
+            expected = [RunStatus.STARTED, status]
+            assert all(s in expected for s in run.statuses), (run.id, run.statuses, status)
+        else:
+            assert run.statuses == [RunStatus.STARTED, status], (
+                f"run {run.id}: states {[s.value for s in run.statuses]}, expected started -> "
+                f"{status.value}"
+            )
+            stored = self.store.find_run(run.task_id, run.id)
+            assert stored.status is status, (stored, status)
         self.model.finished(run, status)
+        if run.unfinished:
+            stored = self.store.find_run(run.task_id, run.id)
+            run.recorded = stored.status in TERMINAL
+
+    def _replay_faults(self, expect: dict[int, RunStatus]) -> set[int]:
+        """Apply the store calls that failed in this step; the runs whose finish_run failed."""
+        finish_failed: set[int] = set()
+        faulty = self.faulty
+        if faulty is None:
+            return finish_failed
+        model = self.model
+        faulted: set[str] = set()
+        for fault in faulty.take_faults():
+            if fault.call == "create_next_run":
+                if fault.not_found:
+                    self._vanished(fault.task_id, expect)
+                elif fault.injected:
+                    model.store_errors += 1
+                    faulted.add(fault.task_id)
+            elif fault.call in ("update_run_state", "add_run_log", "finish_run"):
+                model.store_errors += 1
+                run = model.runs.get(fault.run_id)
+                if run is None:
+                    continue
+                run.faulted = True
+                if fault.call == "finish_run":
+                    if run.completing:
+                        continue  # a claim's completion failed: the next claim tries again
+                    run.unfinished = True
+                    finish_failed.add(run.id)
+        # A tick retries every task still due: only this step's failures stay excused.
+        if self._ticking:
+            model.faulted_tasks = faulted
+        else:
+            model.faulted_tasks |= faulted
+        return finish_failed
+
+    def _vanished(self, task_id: str, expect: dict[int, RunStatus]) -> None:
+        """The scheduler found ``task_id`` gone from the store: it releases the claim."""
+        model = self.model
+        claim = model.claims.pop(task_id, None)
+        assert claim is not None, f"{task_id}: the scheduler asked the store for an unclaimed task"
+        model.not_found += 1
+        for run_id in claim.resume:
+            model.runs[run_id].state = LEFT
+        # Its runs still executing are cancelled (those that ended in this step ended).
+        self.cancel_runs([r for r in model.executing(task_id) if r.id not in expect], expect)
+
+    def cancel_runs(self, runs: list[RunModel], expect: dict[int, RunStatus]) -> None:
+        """What the executor's cancel mode makes of cancelling ``runs`` (the model's side)."""
+        mode = self.cancel_mode()
+        for run in runs:
+            if mode == "prompt":
+                expect[run.id] = RunStatus.CANCELED
+            elif mode == "slow":
+                run.cancel = "slow"
+            else:
+                run.cancel = "refused"
+                self.model.executor_errors += 1
 
     # -- the invariants -------------------------------------------------------------
 
@@ -236,11 +336,15 @@ class CheckedMachine(MachineBase):
         for run in runs.values():
             if run.state == EXECUTING:
                 assert run.id in running, f"run {run.id} should be in flight at the executor"
-                assert run.statuses == [RunStatus.STARTED], (run.id, run.statuses)
+                if not (run.faulted or run.removed):
+                    assert run.statuses == [RunStatus.STARTED], (run.id, run.statuses)
                 assert run.finishes == 0
             elif run.state == DONE:
-                assert run.finishes == 1, run
                 assert run.id not in running, run
+                if run.removed or run.faulted:
+                    assert run.finishes <= 1, run
+                    continue
+                assert run.finishes == 1, run
                 assert len(run.statuses) == 2, run
                 assert run.statuses[-1] in TERMINAL, run
             else:
@@ -261,7 +365,10 @@ class CheckedMachine(MachineBase):
                 f"was at most {model.max_concurrency}"
             )
             if claim is None:
-                assert not executing, f"unclaimed {task_id} has runs in flight: {executing}"
+                assert all(r.cancel for r in executing), (
+                    f"unclaimed {task_id} has runs in flight that nothing is cancelling: "
+                    f"{[r.id for r in executing if not r.cancel]}"
+                )
                 continue
             concurrency = claim.task.options.concurrency
             count = len(executing)
@@ -281,7 +388,10 @@ class CheckedMachine(MachineBase):
                     f"{task_id}: a free slot, and runs left in progress not resumed: "
                     f"{list(claim.resume)}"
                 )
-                if claim.task.status is TaskStatus.ACTIVE:
+                if (
+                    claim.task.status is TaskStatus.ACTIVE
+                    and task_id not in self.model.faulted_tasks
+                ):
                     assert not model.queue, (
                         f"{task_id}: a free slot, and manual runs waiting: {list(model.queue)}"
                     )
@@ -301,6 +411,38 @@ class CheckedMachine(MachineBase):
         model = self.model
         complete = "task_scheduler_total_runs_complete_total"
         claims = "task_scheduler_claims_complete_total"
+        errors = "task_scheduler_errors_counter_total"
+        for kind, count in (
+            ("executor error", model.executor_errors),
+            ("store error", model.store_errors),
+            ("not found", model.not_found),
+            ("log error", self.log_failures()),
+        ):
+            assert self._sample(errors, {"error_type": kind}) == count, (
+                f"errors_counter{{error_type={kind!r}}} is "
+                f"{self._sample(errors, {'error_type': kind})}, expected {count}"
+            )
+        queue, execution = (
+            "task_scheduler_run_queue_delta_count",
+            "task_scheduler_run_execution_delta_count",
+        )
+        ended = model.total_success + model.total_failure
+        assert self._sample(queue, {"task_id": "all"}) == model.started, (
+            f"run_queue_delta{{task_id='all'}} counts {self._sample(queue, {'task_id': 'all'})} "
+            f"runs started, expected {model.started}"
+        )
+        assert self._sample(execution, {"task_id": "all"}) == ended
+        for task_id in self.task_ids:
+            if task_id == "all":
+                continue  # its per-task summaries are the aggregates
+            claim = model.claims.get(task_id)
+            started = sample(queue, {"task_id": task_id})
+            finished = sample(execution, {"task_id": task_id})
+            if claim is None:
+                assert (started, finished) == (None, None), (task_id, started, finished)
+            else:
+                assert (started or 0) == claim.started, (task_id, started, claim.started)
+                assert (finished or 0) == claim.success + claim.failure, (task_id, finished)
         assert self._sample("task_scheduler_total_runs_active") == len(model.executing())
         assert self._sample(complete, {"status": "success"}) == model.total_success
         assert self._sample(complete, {"status": "failure"}) == model.total_failure
@@ -325,6 +467,7 @@ class CheckedMachine(MachineBase):
                     f"{task_id} is not claimed, its series remain: {active} {success} {failure}"
                 )
                 continue
-            assert (active or 0) == len(model.executing(task_id)), (task_id, active)
+            mine = [r for r in model.executing(task_id) if r.claim is claim]
+            assert (active or 0) == len(mine), (task_id, active, len(mine))
             assert (success or 0) == claim.success, (task_id, success, claim.success)
             assert (failure or 0) == claim.failure, (task_id, failure, claim.failure)

@@ -39,7 +39,7 @@ DONE: Final = "done"
 TERMINAL: Final = frozenset({RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.CANCELED})
 
 
-@attrs.define
+@attrs.define(eq=False)
 class RunModel:
     """A run the scheduler (or a crashed process) created."""
 
@@ -52,6 +52,22 @@ class RunModel:
     finishes: int = 0
     expected: RunStatus | None = None
     executions: int = 0
+    #: The claim that executed it (its per-task series count it), if any.
+    claim: ClaimModel | None = None
+    #: A cancel was asked and has not taken effect: "slow" (accepted, completes
+    #: later) or "refused" (cancel() raised; the run goes on).
+    cancel: str | None = None
+    #: A store write about it failed: its statuses and log may be incomplete.
+    faulted: bool = False
+    #: Ended, but finish_run failed: still in progress in the store.
+    unfinished: bool = False
+    #: Its outcome is in the store but it is still in progress there (a crash
+    #: before finish_run, or finish_run failed): the next claim completes it.
+    recorded: bool = False
+    #: The next claim completes it (finish_run) instead of executing it.
+    completing: bool = False
+    #: Its task was removed from the store: nothing about it can be recorded.
+    removed: bool = False
 
 
 @attrs.define
@@ -65,7 +81,7 @@ class TaskModel:
     scheduled_slots: set[int] = attrs.Factory(set)  # slots with a scheduled run so far
 
 
-@attrs.define
+@attrs.define(eq=False)
 class ClaimModel:
     """A task the scheduler claimed."""
 
@@ -74,6 +90,7 @@ class ClaimModel:
     success: int = 0
     failure: int = 0
     created: bool = False  # the scheduler created a run for it in this step
+    started: int = 0  # runs it executed (its run_queue_delta count)
 
 
 @attrs.define
@@ -88,6 +105,14 @@ class Model:
     errors: int = 0  # runs that failed (the "internal error" counter)
     claims_ok: int = 0
     claims_failed: int = 0
+    started: int = 0  # runs executed, ever (the aggregate run_queue_delta count)
+    executor_errors: int = 0  # cancel() calls that raised
+    store_errors: int = 0  # store calls of the actors that raised
+    not_found: int = 0  # claims released because their task left the store
+    #: The highest concurrency each task id ever had (a removed task's runs may linger).
+    concurrency_ever: dict[str, int] = attrs.Factory(dict)
+    #: Claimed tasks whose create_next_run failed: due until a tick retries them.
+    faulted_tasks: set[str] = attrs.Factory(set)
 
     def executing(self, task_id: str | None = None) -> list[RunModel]:
         """The runs in flight (of ``task_id``, or all), by id."""
@@ -103,17 +128,29 @@ class Model:
     def left(self, task_id: str) -> list[RunModel]:
         """The runs of ``task_id`` left in progress by a crash, in slot order."""
         return sorted(
-            (r for r in self.runs.values() if r.task_id == task_id and r.state == LEFT),
+            (r for r in self.of_task(task_id) if r.state == LEFT),
             key=lambda r: (r.slot, r.id),
         )
+
+    def of_task(self, task_id: str) -> list[RunModel]:
+        """The runs of the task now in the store under ``task_id`` (not of a removed one)."""
+        return [r for r in self.runs.values() if r.task_id == task_id and not r.removed]
+
+    def in_store(self, task_id: str) -> list[RunModel]:
+        """The runs the store has in progress for ``task_id``."""
+        return [r for r in self.of_task(task_id) if r.state != DONE or r.unfinished]
 
     def base(self, task_id: str) -> int:
         """max(latest completed, slots of scheduled runs in progress): the store's base."""
         base = self.tasks[task_id].latest_completed
-        for run in self.runs.values():
-            if run.task_id == task_id and not run.manual and run.state != DONE:
+        for run in self.in_store(task_id):
+            if not run.manual:
                 base = max(base, run.slot)
         return base
+
+    def lingering(self) -> set[str]:
+        """Unclaimed tasks with runs still executing (a cancel slow or refused)."""
+        return {r.task_id for r in self.executing() if r.task_id not in self.claims}
 
     def next_slot(self, task_id: str) -> int:
         """The slot the next scheduled run of ``task_id`` is for (the oracle's)."""
@@ -133,7 +170,8 @@ class Model:
             self.total_failure += 1
         if status is RunStatus.FAILED:
             self.errors += 1
-        claim = self.claims.get(run.task_id)
+        run.cancel = None
+        claim = run.claim  # its series; a released claim's are gone
         if claim is not None:
             if status is RunStatus.SUCCESS:
                 claim.success += 1

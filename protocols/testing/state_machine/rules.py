@@ -26,7 +26,9 @@ from protocols.errors import (
     TaskNotFound,
 )
 from protocols.model import RunStatus
+from protocols.testing.hostile import CancelMode, FailingLogger, HostileExecutor
 from protocols.testing.state_machine.base import ScheduleSpec
+from protocols.testing.state_machine.faults import RUN_PATH
 from protocols.testing.state_machine.invariants import CheckedMachine
 from protocols.testing.state_machine.model import DONE, EXECUTING, LEFT, ClaimModel
 
@@ -44,6 +46,10 @@ class SchedulerMachine(CheckedMachine):
     def teardown(self) -> None:
         """Stop the scheduler and check nothing is left behind (unless a step failed)."""
         try:
+            if self._stopper is not None:
+                self._stopper.join(self.settle_timeout)
+            if self.faulty is not None:
+                self.faulty.disarm()
             if self._broken:
                 self.executor.release_wait()
                 for run in self.executor.running():
@@ -79,6 +85,8 @@ class SchedulerMachine(CheckedMachine):
         """Add a task to the store (an existing id is refused with TaskAlreadyExists)."""
         task_id = data.draw(st.sampled_from(self.task_ids), label="task_id")
         spec = data.draw(self.task_specs(), label="spec")
+        if task_id in self.model.claims and task_id not in self.model.tasks:
+            return  # removed underneath, still claimed: the scheduler must notice first
         if task_id in self.model.tasks:
             task = self._task(task_id, spec.schedule, spec.offset, spec.concurrency, spec.active)
             self.refused(TaskAlreadyExists, lambda: self.store.add_task(task))
@@ -101,16 +109,22 @@ class SchedulerMachine(CheckedMachine):
             ghost = self._ghost(task_id)
             self.refused(TaskNotFound, lambda: self.scheduler.claim_task(ghost))
             return
-        left = model.left(task_id)
         in_store = sorted(run.id for run in self.store.currently_running(task_id))
-        assert in_store == sorted(r.id for r in left), (
-            f"currently_running({task_id!r}) lists {in_store}, expected the runs left in "
-            f"progress {sorted(r.id for r in left)}"
+        expected = sorted(r.id for r in model.in_store(task_id))
+        assert in_store == expected, (
+            f"currently_running({task_id!r}) lists {in_store}, expected {expected}"
         )
+        # Runs whose outcome the store has are completed, not executed; runs whose
+        # finish_run failed and whose status is not terminal are executed again.
+        for run in model.in_store(task_id):
+            if run.state == DONE and run.unfinished and not run.recorded:
+                run.state = LEFT
+            run.completing = run.recorded
+        resume = deque(r.id for r in model.left(task_id) if not r.recorded)
         task = model.tasks[task_id].task
         self.scheduler.claim_task(task)
         model.claims_ok += 1
-        model.claims[task_id] = ClaimModel(task, deque(r.id for r in left))
+        model.claims[task_id] = ClaimModel(task, resume)
         self.step({})
 
     @rule(
@@ -131,7 +145,19 @@ class SchedulerMachine(CheckedMachine):
         model = self.model.tasks.get(task_id)
         if model is None:
             ghost = self._ghost(task_id)
-            self.refused(TaskNotClaimed, lambda: self.scheduler.update_task(ghost))
+            if task_id not in self.model.claims:
+                self.refused(TaskNotClaimed, lambda: self.scheduler.update_task(ghost))
+                return
+            # Removed from the store underneath: the update finds out, and releases it.
+            expect: dict[int, RunStatus] = {}
+            try:
+                self.scheduler.update_task(ghost)
+            except TaskNotFound:
+                pass
+            else:
+                raise AssertionError(f"update_task({task_id!r}) of a removed task raised nothing")
+            self._vanished(task_id, expect)
+            self.step(expect)
             return
         old = model.task.options
         kept = ScheduleSpec(every=old.every, cron=old.cron, timezone=old.timezone)
@@ -161,7 +187,8 @@ class SchedulerMachine(CheckedMachine):
         if claim is None:
             self.refused(TaskNotClaimed, lambda: self.scheduler.release_task(task_id))
             return
-        expect = {r.id: RunStatus.CANCELED for r in self.model.executing(task_id)}
+        expect: dict[int, RunStatus] = {}
+        self.cancel_runs(self.model.executing(task_id), expect)
         del self.model.claims[task_id]
         for run_id in claim.resume:  # never started: still in progress in the store
             self.model.runs[run_id].state = LEFT
@@ -184,8 +211,10 @@ class SchedulerMachine(CheckedMachine):
             self.refused(RunNotFound, lambda: self.scheduler.cancel_run(task_id, run_id))
             return
         run = executing[index % len(executing)]
+        expect: dict[int, RunStatus] = {}
+        self.cancel_runs([run], expect)
         self.scheduler.cancel_run(task_id, run.id)
-        self.step({run.id: RunStatus.CANCELED})
+        self.step(expect)
 
     @precondition(lambda self: bool(self.executor.running()))
     @rule(
@@ -273,14 +302,153 @@ class SchedulerMachine(CheckedMachine):
         self._queued(model, run, old.slot)
         self.step({})
 
+    @rule(data=st.data())
+    def remove_task(self, data: st.DataObject) -> None:
+        """Remove a task from the store underneath the scheduler (claimed or not).
+
+        A claimed one is released by the scheduler when it next asks the store about
+        it (counted once as ``not found``); its runs in flight are cancelled.
+        """
+        present = sorted(self.model.tasks)
+        if not present:
+            return
+        task_id = data.draw(st.sampled_from(present), label="task_id")
+        self.store.remove_task(task_id)
+        removed = self.model.tasks.pop(task_id)
+        self.model.concurrency_ever[task_id] = removed.max_concurrency
+        for run in self.model.runs.values():
+            if run.task_id == task_id:
+                run.removed = True
+        claim = self.model.claims.get(task_id)
+        if claim is not None:
+            for run_id in claim.resume:  # gone with the task
+                self.model.runs[run_id].state = DONE
+            claim.resume.clear()
+        self.step({})
+
+    @rule(data=st.data(), count=st.integers(60, 120))
+    def churn(self, data: st.DataObject, count: int) -> None:
+        """Claim and release an idle task many times: what the scheduler holds stays bounded."""
+        model = self.model
+        idle = [
+            task_id
+            for task_id, task in sorted(model.tasks.items())
+            if task_id not in model.claims
+            and not model.executing(task_id)
+            and not model.in_store(task_id)
+            and not task.queue
+            and (not task.task.active or model.due(task_id, model.next_slot(task_id)) > self.now)
+        ]
+        if not idle:
+            return
+        task = model.tasks[data.draw(st.sampled_from(idle), label="task_id")].task
+        for _ in range(count):
+            self.scheduler.claim_task(task)
+            self.scheduler.release_task(task.id)
+        model.claims_ok += count
+        self.step({})
+
+    # -- hostile surroundings -------------------------------------------------------
+
+    @rule(mode=st.sampled_from(["prompt", "prompt", "slow", "raise"]))
+    def set_cancel_mode(self, mode: str) -> None:
+        """From now on a cancel completes at once, later (a remote job), or raises."""
+        if isinstance(self.executor, HostileExecutor):
+            self.executor.cancel_mode = CancelMode(mode)
+        self.step({}, quiet=True)
+
+    @precondition(
+        lambda self: (
+            isinstance(self.executor, HostileExecutor) and bool(self.executor.pending_cancels)
+        )
+    )
+    @rule()
+    def finish_cancels(self) -> None:
+        """The slow cancels complete: those runs end canceled."""
+        assert isinstance(self.executor, HostileExecutor)
+        pending = self.executor.pending_cancels
+        self.executor.finish_cancels()
+        self.step(dict.fromkeys(pending, RunStatus.CANCELED))
+
+    @rule(
+        events=st.sampled_from(
+            [
+                None,
+                ("run_finished",),
+                ("run_failed",),
+                ("run_finished", "run_failed", "store_call_failed", "run_cancel_failed"),
+            ]
+        )
+    )
+    def break_logger(self, events: tuple[str, ...] | None) -> None:
+        """The logger raises from now on (for every event, or for some)."""
+        if isinstance(self.logger, FailingLogger):
+            self.logger.events = None if events is None else frozenset(events)
+            self.logger.enabled = True
+        self.step({}, quiet=True)
+
+    @rule()
+    def mend_logger(self) -> None:
+        """The logger works again."""
+        if isinstance(self.logger, FailingLogger):
+            self.logger.enabled = False
+        self.step({}, quiet=True)
+
+    @precondition(lambda self: self.faulty is not None)
+    @rule(call=st.sampled_from(RUN_PATH), count=st.integers(1, 3))
+    def arm_store_fault(self, call: str, count: int) -> None:
+        """The next ``count`` calls of one store call of the run path fail (transiently)."""
+        assert self.faulty is not None
+        self.faulty.arm(call, count)
+        self.step({}, quiet=True)
+
+    @precondition(lambda self: bool(self.model.executing()) and not self._stopped)
+    @rule()
+    def stop_with_grace(self) -> None:
+        """stop(grace) while runs execute: they finish within the grace; runs waiting to
+        be resumed never start, and stop does not wait for them."""
+        logger = self.logger
+        if not isinstance(logger, FailingLogger):
+            return
+        grace, bound = 10.0, 5.0
+        draining = logger.calls.get("scheduler_draining", 0) + 1
+        executing = self.model.executing()
+        stopper = threading.Thread(
+            target=self.scheduler.stop, kwargs={"grace": grace}, name="machine-stop"
+        )
+        self._stopper = stopper
+        stopper.start()
+        assert logger.wait_for("scheduler_draining", self.settle_timeout, count=draining), (
+            "stop(grace) never started draining"
+        )
+        for run in executing:
+            self.executor.succeed(run.id)
+        stopper.join(bound)
+        assert not stopper.is_alive(), (
+            f"stop(grace={grace}) still waits {bound} s after every run ended: it waits "
+            "for runs that will never start"
+        )
+        for claim in self.model.claims.values():
+            for run_id in claim.resume:
+                self.model.runs[run_id].state = LEFT
+        self.model.claims.clear()
+        self._stopped = True
+        self.step(dict.fromkeys((r.id for r in executing), RunStatus.SUCCESS))
+        self._check_nothing_left()
+        self._start_again()
+
     # -- time -----------------------------------------------------------------------
 
     @rule(delta=st.integers(0, 4))
     def tick(self, delta: int) -> None:
-        """Move time forward a little."""
+        """Move time forward a little (tasks whose store call failed are retried)."""
         self.now += delta
         self.scheduler.tick(self.now)
-        self.step({})
+        self._ticking = True
+        try:
+            self.step({})
+        finally:
+            self._ticking = False
 
     @rule(delta=st.integers(5, 60))
     def jump(self, delta: int) -> None:
@@ -306,11 +474,20 @@ class SchedulerMachine(CheckedMachine):
 
     # -- crash and restart ----------------------------------------------------------
 
-    @rule(data=st.data(), mark_started=st.booleans())
-    def restart(self, data: st.DataObject, mark_started: bool) -> None:
-        """Stop; leave runs in progress as a crashed process would; start a new Scheduler."""
+    @rule(data=st.data(), mark=st.sampled_from(["created", "started", "started", "recorded"]))
+    def restart(self, data: st.DataObject, mark: str) -> None:
+        """Stop; leave runs in progress as a crashed process would; start a new Scheduler.
+
+        The crashed process got each run as far as ``mark``: created, started, or its
+        outcome recorded without finish_run (the next claim must complete it, not
+        execute it again).
+        """
         crashed = data.draw(st.lists(st.sampled_from(self.task_ids), max_size=4), label="crashed")
         self._stop()
+        self._crash(crashed, mark)
+        self._start_again()
+
+    def _crash(self, crashed: list[str], mark: str) -> None:
         for task_id in crashed:
             if task_id not in self.model.tasks:
                 continue
@@ -321,16 +498,31 @@ class SchedulerMachine(CheckedMachine):
                 continue
             run = created.created
             self._created(task_id, self.now, run, claimed=False)
-            if mark_started:
+            if mark != "created":
                 self.store.update_run_state(task_id, run.run_id, self.clock(), RunStatus.STARTED)
+            if mark == "recorded":
+                self.store.update_run_state(task_id, run.run_id, self.clock(), RunStatus.SUCCESS)
+                model = self.model.runs[run.run_id]
+                model.recorded = True
+                model.statuses = [RunStatus.STARTED, RunStatus.SUCCESS]
+
+    def _start_again(self) -> None:
         self._stopped = False
         self._threads_before = set(threading.enumerate())
         self.scheduler = self._new_scheduler()
         self.step({})
 
     def _stop(self) -> None:
-        """Stop the scheduler: every run in flight ends canceled; nothing is left behind."""
-        expect = {r.id: RunStatus.CANCELED for r in self.model.executing()}
+        """Stop the scheduler: every run in flight ends canceled; nothing is left behind.
+
+        The executor's wait() completes slow and refused cancels, as a remote
+        executor's does in the end; a raising cancel() is counted for every run of
+        a claimed task (a released task's runs were cancelled already).
+        """
+        executing = self.model.executing()
+        expect = {r.id: RunStatus.CANCELED for r in executing}
+        if self.cancel_mode() == "raise":
+            self.model.executor_errors += sum(r.task_id in self.model.claims for r in executing)
         for claim in self.model.claims.values():
             for run_id in claim.resume:
                 self.model.runs[run_id].state = LEFT
@@ -338,6 +530,9 @@ class SchedulerMachine(CheckedMachine):
         self.scheduler.stop()
         self._stopped = True
         self.step(expect)
+        self._check_nothing_left()
+
+    def _check_nothing_left(self) -> None:
         assert self.executor.running() == [], (
             f"runs still in flight at the executor after stop: {self.executor.running()}"
         )
