@@ -108,6 +108,8 @@ class MachineBase(RuleBasedStateMachine):
     crons: ClassVar[tuple[str, ...]] = CRONS
     #: The fault-injecting store below the recorder (None: store faults are off).
     faulty: FaultyStore | None = None
+    #: Extra keyword arguments for the scheduler (e.g. ``{"call_timeout": 5.0}``).
+    scheduler_kwargs: ClassVar[dict[str, Any]] = {}
     #: The scheduler class to drive, e.g. ``actors.Scheduler`` (set it in a subclass).
     scheduler_class: ClassVar[type[Any] | None] = None
 
@@ -198,6 +200,7 @@ class MachineBase(RuleBasedStateMachine):
             registry=self.registry,
             logger=self.logger,
             clock=self.clock,
+            **self.scheduler_kwargs,
         )
         scheduler.start()
         return scheduler

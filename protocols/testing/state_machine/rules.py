@@ -282,8 +282,9 @@ class SchedulerMachine(CheckedMachine):
         if model is None:
             self.refused(TaskNotFound, lambda: self.scheduler.retry_run(task_id, 1))
             return
-        mine = [r for r in self.model.runs.values() if r.task_id == task_id]
-        finished = [r for r in mine if r.state == DONE]
+        mine = self.model.of_task(task_id)
+        # Finished in the store: finish_run called, or at least a terminal status.
+        finished = [r for r in mine if r.state == DONE and (not r.unfinished or r.recorded)]
         if not finished:
             unfinished = [r for r in mine if r.state == EXECUTING]
             if unfinished:
