@@ -70,4 +70,6 @@ class SafeActor(PooledActor):
         if self._errors is not None:
             self._errors.error(INTERNAL_ERROR)
         name = "unknown" if message is None else type(message).__name__
-        log_safely(self._log, None, "error", "message_handler_failed", message=name, exc_info=exc)
+        log_safely(
+            self._log, self._errors, "error", "message_handler_failed", message=name, exc_info=exc
+        )
