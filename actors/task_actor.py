@@ -144,9 +144,12 @@ class TaskActor(SafeActor):
         if self._unadopted and not self._released:
             self._adopt_from_store()
         self._work()
-        # After a queue change the SchedulerActor holds the task as due: a busy task
-        # says so, or it would be ticked every tick until a slot frees.
-        self._report(force=message.queue_changed)
+        # A tick means the SchedulerActor holds the task as due with a free slot. A busy
+        # task says it is busy, as of this tick, even if it said so before: that earlier
+        # report may have been stale (sent before the clock moved), and without a fresh
+        # one the task would be ticked every tick until a slot frees.
+        busy = len(self._busy) >= self._concurrency
+        self._report(force=message.queue_changed or busy)
 
     def _on_update(self, message: Update) -> None:
         self._task = message.task

@@ -25,7 +25,7 @@ from protocols import (
     TaskOptions,
     TaskStatus,
 )
-from protocols.model import RunCreation
+from protocols.model import Run, RunCreation
 from protocols.testing.hostile import CancelMode, FailingLogger, HostileExecutor
 
 SETTLE = 30.0
@@ -487,3 +487,57 @@ def test_a_reclaim_whose_store_read_fails_resumes_on_a_later_tick() -> None:
         assert rig.executions(run.run_id) == 1
     finally:
         rig.stop()
+
+
+# -- found by the state machine: a busy task ticked on every tick after a stale report --
+
+
+class _StallsOneCreate(MemoryStore):
+    """Armed, the next create_next_run ends another run first, then fails.
+
+    It runs in the TaskActor's thread: the other run's RunFinished is queued behind
+    the failing call, so the task reports "due" and then "busy", both as of its last
+    tick, before the SchedulerActor's answer (a tick at the current time) reaches it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(clock=lambda: 1_000_000.0)
+        self.end_first: tuple[HostileExecutor, int] | None = None
+        self._finished: dict[int, threading.Event] = {}
+
+    def create_next_run(self, task_id: str, now: int) -> RunCreation:
+        armed, self.end_first = self.end_first, None
+        if armed is None:
+            return super().create_next_run(task_id, now)
+        executor, run_id = armed
+        finished = self._finished[run_id] = threading.Event()
+        executor.succeed(run_id)
+        assert finished.wait(SETTLE), f"run {run_id} was never finished"
+        raise OSError("create_next_run failed (_StallsOneCreate)")
+
+    def finish_run(self, task_id: str, run_id: int) -> Run:
+        run = super().finish_run(task_id, run_id)
+        event = self._finished.get(run_id)
+        if event is not None:
+            event.set()
+        return run
+
+
+def test_a_busy_task_that_reported_with_a_stale_clock_is_not_ticked_every_tick() -> None:
+    """A busy task whose last report predates the clock says it is busy when ticked:
+    it leaves the due set instead of being ticked on every tick until a slot frees."""
+    store = _StallsOneCreate()
+    rig = Rig(store=store, workers=2)  # a runner works while the TaskActor waits
+    try:
+        rig.scheduler.claim_task(rig.add(concurrency=2))
+        rig.tick(10)  # slots 6 and 7 execute; every slot busy
+        first, second = (run.run_id for run in rig.running())
+        rig.tick(20)  # the busy task is not ticked: its clock stays at 10
+        store.end_first = (rig.executor, second)
+        rig.executor.succeed(first)
+        rig.settle()
+        assert len(rig.running()) == 2, "the backlog fills both slots again"
+        assert rig.scheduler.stats().due == 0, "a busy task stays due: ticked every tick"
+        assert rig.metric("task_scheduler_errors_counter_total", {"error_type": "store error"}) == 1
+    finally:
+        rig.scheduler.stop()
