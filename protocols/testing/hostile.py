@@ -1,8 +1,9 @@
-"""Hostile test doubles: executors whose cancel is slow or raises, loggers that raise.
+"""Hostile test doubles: executors whose cancel is slow or raises, loggers and metrics that raise.
 
 Production meets these: a remote job whose cancel completes later, a client library
-whose ``cancel()`` raises, a log handler on a full disk. A scheduler must survive them
-without running a run twice, jamming a slot, or losing a record. The state machine
+whose ``cancel()`` raises, a log handler on a full disk, a metrics exporter that
+breaks. A scheduler must survive them without running a run twice, jamming a slot,
+or losing a record. The state machine
 (:mod:`protocols.testing.state_machine`) and the regression tests drive them.
 """
 
@@ -18,7 +19,15 @@ from protocols.executors.promise import Promise
 from protocols.model import QueuedRun, RunResult
 from protocols.testing.manual import ManualExecutor
 
-__all__ = ["CancelFailed", "CancelMode", "FailingLogger", "HostileExecutor", "LogFailed"]
+__all__ = [
+    "CancelFailed",
+    "CancelMode",
+    "FailingLogger",
+    "FailingMetrics",
+    "HostileExecutor",
+    "LogFailed",
+    "MetricsFailed",
+]
 
 
 class CancelFailed(RuntimeError):
@@ -27,6 +36,10 @@ class CancelFailed(RuntimeError):
 
 class LogFailed(RuntimeError):
     """What a :class:`FailingLogger` raises."""
+
+
+class MetricsFailed(RuntimeError):
+    """What a :class:`FailingMetrics` task series raises."""
 
 
 class CancelMode(enum.Enum):
@@ -72,7 +85,9 @@ class HostileExecutor(ManualExecutor):
     :attr:`pending_cancels` until :meth:`finish_cancels`. :meth:`wait`, as a remote
     executor's would, first completes every pending cancel and cancels the runs whose
     ``cancel()`` raised (the job noticed in the end), so a scheduler's ``stop()``
-    ends. :attr:`cancel_calls` counts ``cancel()`` calls by run id.
+    ends. :attr:`cancel_calls` counts ``cancel()`` calls by run id; :attr:`overlapping`
+    lists every run ``execute`` was called for while that run was still in flight (one
+    run executing twice at once; ``execute`` then raises, as a ManualExecutor's does).
     """
 
     def __init__(self, cancel_mode: CancelMode = CancelMode.PROMPT) -> None:
@@ -82,9 +97,12 @@ class HostileExecutor(ManualExecutor):
         self._slow: dict[int, Promise] = {}
         self._refused: dict[int, Promise] = {}
         self.cancel_calls: dict[int, int] = {}
+        self.overlapping: list[QueuedRun] = []
 
     def execute(self, run: QueuedRun) -> Any:
         """The ManualExecutor's promise, behind a hostile ``cancel()``."""
+        if any(r.run_id == run.run_id for r in self.running()):
+            self.overlapping.append(run)  # list.append is atomic: no lock needed
         return _HostilePromise(self, super().execute(run))
 
     @property
@@ -163,3 +181,55 @@ class FailingLogger:
             raise LogFailed(f"log handler failed for {event!r} (FailingLogger)")
 
     debug = info = warning = error = exception = critical = msg = _log
+
+
+class FailingMetrics:
+    """A scheduler's metrics object whose per-task run updates raise while enabled.
+
+    It wraps ``inner`` (anything with ``for_task(task_id)``, e.g. tickactors'
+    ``SchedulerMetrics``) and delegates everything to it. The series ``for_task``
+    returns update as ``inner``'s do, then raise :class:`MetricsFailed` from
+    ``start_run`` and ``finish_run`` while :attr:`enabled`: the values stay right,
+    and a scheduler must still record the run, free its slot and count the failure.
+    :attr:`failures` counts the updates that raised.
+    """
+
+    def __init__(self, inner: Any, *, enabled: bool = True) -> None:
+        self._inner = inner
+        self.enabled = enabled
+        self.failures = 0
+        self._lock = threading.Lock()
+
+    def for_task(self, task_id: str) -> _FailingTaskMetrics:
+        return _FailingTaskMetrics(self, self._inner.for_task(task_id))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def _maybe_fail(self, update: str) -> None:
+        with self._lock:
+            if not self.enabled:
+                return
+            self.failures += 1
+        raise MetricsFailed(f"metric update {update} failed (FailingMetrics)")
+
+
+class _FailingTaskMetrics:
+    """One task's series, in front of the wrapped metrics object's."""
+
+    __slots__ = ("_inner", "_owner")
+
+    def __init__(self, owner: FailingMetrics, inner: Any) -> None:
+        self._owner = owner
+        self._inner = inner
+
+    def start_run(self, *args: Any) -> None:
+        self._inner.start_run(*args)
+        self._owner._maybe_fail("start_run")
+
+    def finish_run(self, *args: Any) -> None:
+        self._inner.finish_run(*args)
+        self._owner._maybe_fail("finish_run")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)

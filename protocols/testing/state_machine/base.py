@@ -91,7 +91,8 @@ class MachineBase(RuleBasedStateMachine):
     """The set-up of :class:`~protocols.testing.state_machine.SchedulerMachine`.
 
     Override :meth:`make_store` (and :meth:`close_store`) to check another store,
-    :meth:`make_executor`, :meth:`make_logger`, :meth:`store_below_recorder` and
+    :meth:`make_executor`, :meth:`make_logger`, :meth:`make_metrics`,
+    :meth:`store_below_recorder` and
     :meth:`store_for_scheduler` to make the scheduler's surroundings hostile.
     """
 
@@ -134,6 +135,13 @@ class MachineBase(RuleBasedStateMachine):
         :class:`~protocols.testing.hostile.FailingLogger`, quiet until a rule breaks it."""
         return FailingLogger(enabled=False)
 
+    def make_metrics(self, registry: CollectorRegistry) -> Any:
+        """The metrics object the scheduler updates, passed as ``metrics=`` (made once
+        and kept across restarts), or None (the default) for the scheduler's own on
+        ``registry``. Return a :class:`~protocols.testing.hostile.FailingMetrics` around
+        the scheduler's metrics on ``registry`` to let the rules make updates raise."""
+        return None
+
     def store_below_recorder(self, store: TaskStore) -> TaskStore:
         """What the recorder forwards to: a :class:`~.faults.FaultyStore` around ``store``.
 
@@ -151,6 +159,10 @@ class MachineBase(RuleBasedStateMachine):
     def log_failures(self) -> int:
         """How many log calls raised (the logger's count)."""
         return int(getattr(self.logger, "failures", 0))
+
+    def metrics_failures(self) -> int:
+        """How many metric updates raised (the FailingMetrics' count)."""
+        return int(getattr(self.metrics, "failures", 0))
 
     def store_for_scheduler(self, recorder: RecordingStore) -> TaskStore:
         """The store the scheduler is given (default: the recorder).
@@ -176,6 +188,7 @@ class MachineBase(RuleBasedStateMachine):
         self.executor = self.make_executor()
         self.logger = self.make_logger()
         self.registry = CollectorRegistry()
+        self.metrics = self.make_metrics(self.registry)
         self.model = Model()
         self.pending_execute_errors = 0
         self._executed_seen = 0
@@ -200,6 +213,7 @@ class MachineBase(RuleBasedStateMachine):
             registry=self.registry,
             logger=self.logger,
             clock=self.clock,
+            **({} if self.metrics is None else {"metrics": self.metrics}),
             **self.scheduler_kwargs,
         )
         scheduler.start()

@@ -129,12 +129,18 @@ class CheckedMachine(MachineBase):
                 if run.completing:  # its outcome was recorded: the claim completed it
                     run.completing = run.recorded = run.unfinished = False
                     run.state = DONE
-                else:
+                else:  # (a run whose finish_run failed before is finished now)
+                    run.unfinished = run.recorded = False
                     finishing.add(run.id)
                 if not run.manual:
                     task = model.tasks[run.task_id]
                     task.latest_completed = max(task.latest_completed, run.slot)
 
+        overlapping = list(getattr(self.executor, "overlapping", ()))
+        assert not overlapping, (
+            f"runs executed while they were still executing (one run never executes twice "
+            f"at once): {[(r.task_id, r.run_id) for r in overlapping]}"
+        )
         started: set[int] = set()
         execute_failed: set[int] = set()
         for queued in executed:
@@ -417,6 +423,7 @@ class CheckedMachine(MachineBase):
             ("store error", model.store_errors),
             ("not found", model.not_found),
             ("log error", self.log_failures()),
+            ("metrics error", self.metrics_failures()),
         ):
             assert self._sample(errors, {"error_type": kind}) == count, (
                 f"errors_counter{{error_type={kind!r}}} is "

@@ -9,8 +9,10 @@ invariants.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import deque
+from collections.abc import Iterable
 
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, precondition, rule
@@ -26,7 +28,7 @@ from protocols.errors import (
     TaskNotFound,
 )
 from protocols.model import RunStatus
-from protocols.testing.hostile import CancelMode, FailingLogger, HostileExecutor
+from protocols.testing.hostile import CancelMode, FailingLogger, FailingMetrics, HostileExecutor
 from protocols.testing.state_machine.base import ScheduleSpec
 from protocols.testing.state_machine.faults import RUN_PATH
 from protocols.testing.state_machine.invariants import CheckedMachine
@@ -45,12 +47,15 @@ class SchedulerMachine(CheckedMachine):
 
     def teardown(self) -> None:
         """Stop the scheduler and check nothing is left behind (unless a step failed)."""
+        # A rule that failed outside step() leaves the model behind too: clean up only,
+        # or a second failure would hide the first.
+        failed = self._broken or sys.exc_info()[1] is not None
         try:
             if self._stopper is not None:
                 self._stopper.join(self.settle_timeout)
             if self.faulty is not None:
                 self.faulty.disarm()
-            if self._broken:
+            if failed:
                 self.executor.release_wait()
                 for run in self.executor.running():
                     self.executor.cancel(run.run_id)
@@ -98,6 +103,9 @@ class SchedulerMachine(CheckedMachine):
     def claim(self, data: st.DataObject) -> None:
         """Claim a task: refused if claimed already or unknown to the store."""
         task_id = data.draw(st.sampled_from((*self.task_ids, "ghost")), label="task_id")
+        self._claim(task_id)
+
+    def _claim(self, task_id: str) -> None:
         model = self.model
         if task_id in model.claims:
             model.claims_failed += 1
@@ -183,6 +191,9 @@ class SchedulerMachine(CheckedMachine):
     def release(self, data: st.DataObject) -> None:
         """Release a task: its runs in flight end canceled (TaskNotClaimed if not claimed)."""
         task_id = data.draw(st.sampled_from(self.task_ids), label="task_id")
+        self._release(task_id)
+
+    def _release(self, task_id: str) -> None:
         claim = self.model.claims.get(task_id)
         if claim is None:
             self.refused(TaskNotClaimed, lambda: self.scheduler.release_task(task_id))
@@ -194,6 +205,28 @@ class SchedulerMachine(CheckedMachine):
             self.model.runs[run_id].state = LEFT
         self.scheduler.release_task(task_id)
         self.step(expect)
+
+    @precondition(lambda self: bool(self._claimed_executing()))
+    @rule(data=st.data(), mode=st.sampled_from(["slow", "raise"]))
+    def release_and_claim_again(self, data: st.DataObject, mode: str) -> None:
+        """Release a task whose runs execute, their cancels completing later (a remote
+        job) or raising, and claim it again at once: those runs keep their slots until
+        they end, and none is executed a second time while it still executes."""
+        task_id = data.draw(st.sampled_from(self._claimed_executing()), label="task_id")
+        executor = self.executor
+        before = executor.cancel_mode if isinstance(executor, HostileExecutor) else None
+        if isinstance(executor, HostileExecutor):
+            executor.cancel_mode = CancelMode(mode)
+        try:
+            self._release(task_id)
+        finally:
+            if isinstance(executor, HostileExecutor) and before is not None:
+                executor.cancel_mode = before
+        self._claim(task_id)
+
+    def _claimed_executing(self) -> list[str]:
+        """Claimed tasks with runs executing, by id."""
+        return sorted({r.task_id for r in self.model.executing() if r.task_id in self.model.claims})
 
     # -- runs -----------------------------------------------------------------------
 
@@ -314,22 +347,45 @@ class SchedulerMachine(CheckedMachine):
         if not present:
             return
         task_id = data.draw(st.sampled_from(present), label="task_id")
+        self._remove(task_id)
+
+    @precondition(lambda self: bool(self._claimed_in_store()))
+    @rule(data=st.data())
+    def remove_claimed_task_and_tick(self, data: st.DataObject) -> None:
+        """Remove a claimed task from the store, then move time to when it is next due:
+        the scheduler asks the store about it, finds it gone, counts it once as ``not
+        found`` and releases it (unless its slots are all busy: then when one frees)."""
+        task_id = data.draw(st.sampled_from(self._claimed_in_store()), label="task_id")
+        model = self.model
+        due = self.now
+        if model.tasks[task_id].task.active and not model.tasks[task_id].queue:
+            due = max(due, model.due(task_id, model.next_slot(task_id)))
+        self._remove(task_id)
+        self.tick(due - self.now)
+
+    def _claimed_in_store(self) -> list[str]:
+        """Claimed tasks the store still has, by id."""
+        return sorted(task_id for task_id in self.model.claims if task_id in self.model.tasks)
+
+    def _remove(self, task_id: str) -> None:
         self.store.remove_task(task_id)
         removed = self.model.tasks.pop(task_id)
         self.model.concurrency_ever[task_id] = removed.max_concurrency
         for run in self.model.runs.values():
             if run.task_id == task_id:
                 run.removed = True
-        claim = self.model.claims.get(task_id)
-        if claim is not None:
-            for run_id in claim.resume:  # gone with the task
-                self.model.runs[run_id].state = DONE
-            claim.resume.clear()
+        # Runs of a claim waiting to be resumed stay with it: the scheduler learns of
+        # the removal when it next asks the store, and may start them before (their
+        # store writes then fail, and are counted).
         self.step({})
 
-    @rule(data=st.data(), count=st.integers(60, 120))
+    @rule(data=st.data(), count=st.integers(80, 120))
     def churn(self, data: st.DataObject, count: int) -> None:
-        """Claim and release an idle task many times: what the scheduler holds stays bounded."""
+        """Claim and release an idle task many times: what the scheduler holds stays bounded.
+
+        An active task (due later) is chosen when there is one: each claim of it indexes
+        its due time, and each release leaves that item to be dropped.
+        """
         model = self.model
         idle = [
             task_id
@@ -342,7 +398,8 @@ class SchedulerMachine(CheckedMachine):
         ]
         if not idle:
             return
-        task = model.tasks[data.draw(st.sampled_from(idle), label="task_id")].task
+        active = [task_id for task_id in idle if model.tasks[task_id].task.active]
+        task = model.tasks[data.draw(st.sampled_from(active or idle), label="task_id")].task
         for _ in range(count):
             self.scheduler.claim_task(task)
             self.scheduler.release_task(task.id)
@@ -351,7 +408,7 @@ class SchedulerMachine(CheckedMachine):
 
     # -- hostile surroundings -------------------------------------------------------
 
-    @rule(mode=st.sampled_from(["prompt", "prompt", "slow", "raise"]))
+    @rule(mode=st.sampled_from(["prompt", "slow", "raise"]))
     def set_cancel_mode(self, mode: str) -> None:
         """From now on a cancel completes at once, later (a remote job), or raises."""
         if isinstance(self.executor, HostileExecutor):
@@ -395,6 +452,13 @@ class SchedulerMachine(CheckedMachine):
             self.logger.enabled = False
         self.step({}, quiet=True)
 
+    @rule(broken=st.booleans())
+    def break_metrics(self, broken: bool) -> None:
+        """Metric updates of runs raise from now on (after updating), or work again."""
+        if isinstance(self.metrics, FailingMetrics):
+            self.metrics.enabled = broken
+        self.step({}, quiet=True)
+
     @precondition(lambda self: self.faulty is not None)
     @rule(call=st.sampled_from(RUN_PATH), count=st.integers(1, 3))
     def arm_store_fault(self, call: str, count: int) -> None:
@@ -408,35 +472,72 @@ class SchedulerMachine(CheckedMachine):
     def stop_with_grace(self) -> None:
         """stop(grace) while runs execute: they finish within the grace; runs waiting to
         be resumed never start, and stop does not wait for them."""
-        logger = self.logger
-        if not isinstance(logger, FailingLogger):
+        if isinstance(self.logger, FailingLogger):
+            self._stop_with_grace(sorted(self.model.claims))
+
+    @precondition(lambda self: bool(self.model.tasks) and not self._stopped)
+    @rule(data=st.data(), extra=st.integers(1, 3), mark=st.sampled_from(["created", "started"]))
+    def resume_backlog_and_stop_with_grace(
+        self, data: st.DataObject, extra: int, mark: str
+    ) -> None:
+        """A crash leaves more runs of a task in progress than its concurrency; a new
+        scheduler claims it (runs beyond the concurrency wait to be resumed) and stops
+        with a grace: it waits for the runs executing only, never for those waiting."""
+        if not isinstance(self.logger, FailingLogger):
             return
-        grace, bound = 10.0, 5.0
+        task_id = data.draw(st.sampled_from(sorted(self.model.tasks)), label="task_id")
+        model = self.model.tasks[task_id]
+        claimed = sorted(self.model.claims)
+        self._stop()
+        for _ in range(model.task.options.concurrency + extra):
+            if not model.queue:  # a manual run: created at once, whatever the schedule
+                self._queued(model, self.store.force_run(task_id, self.now), self.now)
+            self._crash([task_id], mark)
+        self._start_again()
+        self._claim(task_id)
+        self._stop_with_grace(claimed)
+
+    def _stop_with_grace(self, reclaim: Iterable[str]) -> None:
+        """stop(grace) with the runs of claimed tasks ending while it drains; then a new
+        scheduler starts and claims ``reclaim``.
+
+        Runs of released tasks whose cancel is still completing are not waited for:
+        they end canceled when stop waits for the executor.
+        """
+        logger = self.logger
+        assert isinstance(logger, FailingLogger)
+        grace, bound = 4.0, 2.0
         draining = logger.calls.get("scheduler_draining", 0) + 1
-        executing = self.model.executing()
+        executing = [r for r in self.model.executing() if r.task_id in self.model.claims]
+        lingering = [r for r in self.model.executing() if r.task_id not in self.model.claims]
         stopper = threading.Thread(
             target=self.scheduler.stop, kwargs={"grace": grace}, name="machine-stop"
         )
         self._stopper = stopper
         stopper.start()
-        assert logger.wait_for("scheduler_draining", self.settle_timeout, count=draining), (
-            "stop(grace) never started draining"
-        )
+        if not logger.wait_for("scheduler_draining", self.settle_timeout, count=draining):
+            self._broken = True
+            raise AssertionError("stop(grace) never started draining")
         for run in executing:
             self.executor.succeed(run.id)
         stopper.join(bound)
-        assert not stopper.is_alive(), (
-            f"stop(grace={grace}) still waits {bound} s after every run ended: it waits "
-            "for runs that will never start"
-        )
+        if stopper.is_alive():
+            self._broken = True
+            waiting = sorted(r for c in self.model.claims.values() for r in c.resume)
+            raise AssertionError(
+                f"stop(grace={grace}) still waits {bound} s after every run executing ended: "
+                f"it waits for runs that will never start (waiting to be resumed: {waiting})"
+            )
         for claim in self.model.claims.values():
             for run_id in claim.resume:
                 self.model.runs[run_id].state = LEFT
         self.model.claims.clear()
         self._stopped = True
-        self.step(dict.fromkeys((r.id for r in executing), RunStatus.SUCCESS))
+        expect = dict.fromkeys((r.id for r in lingering), RunStatus.CANCELED)
+        expect.update(dict.fromkeys((r.id for r in executing), RunStatus.SUCCESS))
+        self.step(expect)
         self._check_nothing_left()
-        self._start_again()
+        self._start_again(reclaim)
 
     # -- time -----------------------------------------------------------------------
 
@@ -475,18 +576,24 @@ class SchedulerMachine(CheckedMachine):
 
     # -- crash and restart ----------------------------------------------------------
 
-    @rule(data=st.data(), mark=st.sampled_from(["created", "started", "started", "recorded"]))
-    def restart(self, data: st.DataObject, mark: str) -> None:
-        """Stop; leave runs in progress as a crashed process would; start a new Scheduler.
+    @rule(
+        data=st.data(),
+        mark=st.sampled_from(["created", "started", "started", "recorded"]),
+        reclaim=st.sampled_from([True, True, False]),
+    )
+    def restart(self, data: st.DataObject, mark: str, reclaim: bool) -> None:
+        """Stop; leave runs in progress as a crashed process would; start a new Scheduler,
+        which claims the tasks claimed before (``reclaim``) or none.
 
         The crashed process got each run as far as ``mark``: created, started, or its
         outcome recorded without finish_run (the next claim must complete it, not
         execute it again).
         """
         crashed = data.draw(st.lists(st.sampled_from(self.task_ids), max_size=4), label="crashed")
+        claimed = sorted(self.model.claims) if reclaim else []
         self._stop()
         self._crash(crashed, mark)
-        self._start_again()
+        self._start_again(claimed)
 
     def _crash(self, crashed: list[str], mark: str) -> None:
         for task_id in crashed:
@@ -507,11 +614,15 @@ class SchedulerMachine(CheckedMachine):
                 model.recorded = True
                 model.statuses = [RunStatus.STARTED, RunStatus.SUCCESS]
 
-    def _start_again(self) -> None:
+    def _start_again(self, claim: Iterable[str] = ()) -> None:
+        """A new Scheduler on the same store; it claims ``claim`` (those still in the store)."""
         self._stopped = False
         self._threads_before = set(threading.enumerate())
         self.scheduler = self._new_scheduler()
         self.step({})
+        for task_id in claim:
+            if task_id in self.model.tasks:
+                self._claim(task_id)
 
     def _stop(self) -> None:
         """Stop the scheduler: every run in flight ends canceled; nothing is left behind.
