@@ -7,7 +7,7 @@ Each class below puts one defect back through the seams ``Scheduler.scheduler_ac
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 from weakref import WeakKeyDictionary
 
@@ -80,6 +80,28 @@ class JamsOnFailingLogger(Scheduler):
     """Defect 3: the logger raising as a run ends leaves its slot busy for good."""
 
     scheduler_actor_class = _SpawnsLogsUnguarded
+
+
+# -- 3, of metrics: a metric update that raises as a run starts jams the slot ---------
+
+
+class _CountsUnguarded(RunnerActor):
+    def _count(self, fn: Callable[..., None], *args: object) -> None:
+        fn(*args)  # raises in Execute: the run is never executed, its slot stays busy
+
+
+class _TaskCountsUnguarded(TaskActor):
+    runner_class = _CountsUnguarded
+
+
+class _SpawnsCountsUnguarded(SchedulerActor):
+    task_actor_class = _TaskCountsUnguarded
+
+
+class JamsOnFailingMetrics(Scheduler):
+    """Defect 3 (metrics): a metric update that raises leaves its slot busy for good."""
+
+    scheduler_actor_class = _SpawnsCountsUnguarded
 
 
 # -- 4: a raising cancel() kills the runner ------------------------------------------
@@ -157,9 +179,29 @@ class LeaksIndexEntries(Scheduler):
 
 
 # -- 9: an inactive task with a queued manual run is ticked on every tick ---------------
+#
+# Both halves of 325427f are put back: the SchedulerActor makes any task with a queue
+# change due, and the TaskActor reports after a tick only if its due key changed. With
+# only the first half, today's TaskActor (which reports after every queue change) takes
+# the task out of the due set one message later, and the defect does not show.
+
+
+class _ReportsOnlyChanges(TaskActor):
+    def _on_tick_unforced(self, message: Tick) -> None:
+        self._now = max(self._now, message.now)
+        if message.queue_changed:
+            self._has_queue = True
+        if self._unadopted and not self._released:
+            self._adopt_from_store()
+        self._work()
+        self._report()  # an inactive task's key stays NEVER: nothing is reported
+
+    _tells: ClassVar[Mapping[type, Handler]] = {**TaskActor._tells, Tick: _on_tick_unforced}
 
 
 class _TicksInactiveQueues(SchedulerActor):
+    task_actor_class = _ReportsOnlyChanges
+
     def _queue_changed_always(self, message: QueueChanged) -> bool:
         entry = self._tasks.get(message.task_id)
         if entry is None:
@@ -210,6 +252,9 @@ _plain_metrics: WeakKeyDictionary[CollectorRegistry, _PlainMetrics] = WeakKeyDic
 class AggregatesCollideWithTaskAll(Scheduler):
     """Defect 10: task "all" observes the aggregate summaries twice and deletes them."""
 
+    #: It brings its own metric set: a machine must not register another.
+    own_metrics = True
+
     def __init__(self, *args: Any, registry: CollectorRegistry | None = None, **kw: Any) -> None:
         assert registry is not None
         metrics = _plain_metrics.get(registry)
@@ -236,15 +281,16 @@ class KeepsTasksGoneFromTheStore(Scheduler):
     scheduler_actor_class = _SpawnsNeverReleases
 
 
-#: Every variant, by the defect number of issue 7.
-VARIANTS: dict[int, type[Scheduler]] = {
-    1: ResumesRunsStillExecuting,
-    2: ExecutesRecordedRunsAgain,
-    3: JamsOnFailingLogger,
-    4: RunnerDiesOnRaisingCancel,
-    5: GraceWaitsForRunsNeverStarted,
-    8: LeaksIndexEntries,
-    9: TicksInactiveTasks,
-    10: AggregatesCollideWithTaskAll,
-    11: KeepsTasksGoneFromTheStore,
+#: Every variant, by the defect number of issue 7 ("3-metrics": defect 3's metrics half).
+VARIANTS: dict[str, type[Scheduler]] = {
+    "1": ResumesRunsStillExecuting,
+    "2": ExecutesRecordedRunsAgain,
+    "3": JamsOnFailingLogger,
+    "3-metrics": JamsOnFailingMetrics,
+    "4": RunnerDiesOnRaisingCancel,
+    "5": GraceWaitsForRunsNeverStarted,
+    "8": LeaksIndexEntries,
+    "9": TicksInactiveTasks,
+    "10": AggregatesCollideWithTaskAll,
+    "11": KeepsTasksGoneFromTheStore,
 }
