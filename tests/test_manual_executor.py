@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -10,6 +11,7 @@ from protocols.contracts import Executor, RunPromise
 from protocols.errors import RunCanceled, RunNotFound
 from protocols.model import QueuedRun, RunResult
 from protocols.testing.executor_contract import ExecutorContract
+from protocols.testing.hostile import CancelFailed, CancelMode, HostileExecutor
 from protocols.testing.manual import ManualExecutor
 
 TIMEOUT = 10.0
@@ -236,3 +238,25 @@ def test_concurrent_executes_and_settles(ex: ManualExecutor) -> None:
     assert ex.running() == []
     assert ex.max_in_flight == {f"t{b}": 1 for b in range(4)}
     ex.wait(TIMEOUT)
+
+
+@pytest.mark.parametrize("mode", [CancelMode.SLOW, CancelMode.RAISE])
+def test_hostile_wait_completes_cancels_requested_while_it_waits(mode: CancelMode) -> None:
+    """HostileExecutor.wait() returns once a cancel requested during the wait completes:
+    a scheduler's stop cancels and waits at once, its runners cancel a moment later."""
+    executor = HostileExecutor(mode)
+    promise = executor.execute(QueuedRun(task_id="t1", run_id=1, scheduled_for=10, due_at=10))
+    waiter = threading.Thread(target=executor.wait, kwargs={"timeout": 30.0})
+    waiter.start()
+    deadline = time.monotonic() + 30.0
+    while executor.waiters == 0:  # bounded: until the waiter is inside wait()
+        assert time.monotonic() < deadline, "wait() was never entered"
+        time.sleep(0.001)
+    try:
+        promise.cancel()
+    except CancelFailed:
+        assert mode is CancelMode.RAISE
+    waiter.join(30.0)
+    assert not waiter.is_alive(), "wait() never returned: a cancel requested while waiting"
+    with pytest.raises(RunCanceled):
+        promise.wait(0)

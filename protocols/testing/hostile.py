@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -28,6 +29,10 @@ __all__ = [
     "LogFailed",
     "MetricsFailed",
 ]
+
+
+#: How often a waiting HostileExecutor completes cancels requested while it waits.
+_WAIT_SLICE = 0.02
 
 
 class CancelFailed(RuntimeError):
@@ -124,13 +129,43 @@ class HostileExecutor(ManualExecutor):
         return done
 
     def wait(self, timeout: float | None = None) -> None:
-        """Complete pending and refused cancels, then wait as a ManualExecutor does."""
+        """Complete pending and refused cancels, then wait as a ManualExecutor does.
+
+        Cancels requested while it waits (a scheduler's stop cancels runs and waits
+        at once, and its runners may call ``cancel()`` a moment later) are completed
+        too, within ``_WAIT_SLICE`` seconds: a remote job that noticed in the end.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            self._wait_calls += 1
+            self._waiters += 1
+            self._cond.notify_all()
+        try:
+            while True:
+                self._complete_requested_cancels()
+                with self._cond:
+                    if deadline is None:
+                        slice_ = _WAIT_SLICE
+                    else:
+                        slice_ = min(_WAIT_SLICE, max(0.0, deadline - time.monotonic()))
+                    if self._cond.wait_for(self._wait_over, slice_):
+                        return
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise TimeoutError(
+                            f"HostileExecutor.wait: {len(self._in_flight)} runs in flight "
+                            f"after {timeout} s"
+                        )
+        finally:
+            with self._cond:
+                self._waiters -= 1
+                self._cond.notify_all()
+
+    def _complete_requested_cancels(self) -> None:
         self.finish_cancels()
         with self._lock:
             refused, self._refused = list(self._refused.values()), {}
         for promise in refused:
             promise.cancel()
-        super().wait(timeout)
 
     def _cancel_requested(self, inner: Promise) -> None:
         run_id = inner.run.run_id
