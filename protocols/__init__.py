@@ -19,6 +19,9 @@ from protocols.errors import (
     SchedulerError,
     SchedulerNotStarted,
     SchedulerTimeout,
+    StoreError,
+    StoreLocked,
+    StoreTooNew,
     TaskAlreadyClaimed,
     TaskAlreadyExists,
     TaskNotClaimed,
@@ -43,7 +46,7 @@ from protocols.model import (
     TaskStatus,
 )
 from protocols.options import TaskOptions
-from protocols.stores import MemoryStore
+from protocols.stores import MemoryStore, SQLiteStore
 
 __all__ = [
     "CommandFailed",
@@ -67,6 +70,10 @@ __all__ = [
     "SchedulerError",
     "SchedulerNotStarted",
     "SchedulerTimeout",
+    "SQLiteStore",
+    "StoreError",
+    "StoreLocked",
+    "StoreTooNew",
     "SubprocessExecutor",
     "Task",
     "TaskAlreadyClaimed",

@@ -135,6 +135,13 @@ class TaskStore(TaskControlService, Protocol):
     Every method but ``add_task`` and ``remove_task`` raises
     :class:`~protocols.errors.TaskNotFound` for an unknown task id (what
     ``remove_task`` does with one is the store's choice).
+
+    A store that outlives its process (a file, a database) keeps across a restart
+    (closed and opened again on the same file) every task, its latest completed
+    slot, every run with its status and log, the runs in progress and the manual
+    queue in order; the schedule continues after the last slot created, and run
+    ids are never handed out again while the store holds them. A store kept in one
+    process's memory survives no restart and promises this only while it lives.
     """
 
     def add_task(self, task: Task, *, latest_completed: int | None = None) -> None: ...

@@ -21,6 +21,9 @@ __all__ = [
     "SchedulerError",
     "SchedulerNotStarted",
     "SchedulerTimeout",
+    "StoreError",
+    "StoreLocked",
+    "StoreTooNew",
     "TaskAlreadyClaimed",
     "TaskAlreadyExists",
     "TaskNotClaimed",
@@ -181,4 +184,51 @@ class SchedulerTimeout(SchedulerError, TimeoutError):
             or f"scheduler timeout: {call} got no answer within {timeout} s; an actor is "
             "blocked (a store or executor call that does not return?) or the process is "
             "overloaded (raise Scheduler(call_timeout=...) if calls are legitimately slow)"
+        )
+
+
+class StoreError(SchedulerError, OSError):
+    """A store could not read or write its database (locked, read-only, corrupt, full).
+
+    ``path`` names the database; the message says what failed and what to check.
+    Nothing already committed is lost: the scheduler counts the error
+    (``error_type="store error"``) and retries on later ticks.
+    """
+
+    def __init__(self, path: str = "", message: str | None = None) -> None:
+        self.path = path
+        super().__init__(message or f"store error: {path}")
+
+
+class StoreLocked(StoreError):
+    """Another process holds the database for writing (one writer per database file).
+
+    ``holder`` describes that process (pid, host, start time) as it recorded itself.
+    """
+
+    def __init__(self, path: str = "", holder: str = "", message: str | None = None) -> None:
+        self.holder = holder
+        super().__init__(
+            path,
+            message
+            or f"store locked: {path} is already open for writing by another process "
+            f"({holder or 'holder unknown'}); one scheduler writes a database file: stop "
+            "it, or give this one another file (readers such as the CLI may open it with "
+            "writer=False)",
+        )
+
+
+class StoreTooNew(StoreError):
+    """The database was written by a newer tickactors (its schema version is unknown here)."""
+
+    def __init__(
+        self, path: str = "", found: int = 0, supported: int = 0, message: str | None = None
+    ) -> None:
+        self.found = found
+        self.supported = supported
+        super().__init__(
+            path,
+            message
+            or f"store too new: {path} has schema version {found}, this tickactors knows "
+            f"versions up to {supported}; upgrade tickactors (the file was not modified)",
         )

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import datetime
+import os
+import shutil
+import tempfile
 import zoneinfo
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,7 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from actors import Scheduler
 from actors.metrics import SchedulerMetrics
-from protocols import TaskOptions
+from protocols import SQLiteStore, TaskOptions, TaskStore
 from protocols.schedules import next_slot
 from protocols.testing.hostile import FailingMetrics
 from protocols.testing.state_machine import SchedulerMachine
@@ -30,6 +34,24 @@ class MemoryStoreMachine(SchedulerMachine):
         return FailingMetrics(SchedulerMetrics(registry), enabled=False)
 
 
+class SQLiteStoreMachine(MemoryStoreMachine):
+    """The machine on SQLiteStore, a new file per example; every restart reopens it."""
+
+    def make_store(self, clock: Callable[[], float]) -> TaskStore:
+        self._directory = tempfile.mkdtemp(prefix="tickactors-machine-")
+        return SQLiteStore(os.path.join(self._directory, "machine.db"), clock=clock)
+
+    def close_store(self, store: TaskStore) -> None:
+        assert isinstance(store, SQLiteStore)
+        store.close()
+        shutil.rmtree(self._directory, ignore_errors=True)
+
+    def reopen_store(self, store: TaskStore, clock: Callable[[], float]) -> TaskStore:
+        assert isinstance(store, SQLiteStore)
+        store.close()
+        return SQLiteStore(store.path, clock=clock)
+
+
 # Five times the profile's examples (ci: 150, about 12 s; long: 1500), 50 steps each.
 PROFILE = settings()  # the loaded profile
 TestSchedulerMachine = MemoryStoreMachine.TestCase
@@ -38,6 +60,8 @@ TestSchedulerMachine.settings = settings(
     max_examples=5 * PROFILE.max_examples,
     stateful_step_count=50,
 )
+TestSchedulerMachineOnSQLite = SQLiteStoreMachine.TestCase
+TestSchedulerMachineOnSQLite.settings = TestSchedulerMachine.settings
 
 
 # -- the oracle the machine's expected slots come from ---------------------------------

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -143,6 +144,21 @@ class TaskStoreContract:
     def close_store(self, store: TaskStore) -> None:
         """Release what ``make_store`` acquired (nothing by default)."""
 
+    def reopen_store(self, store: TaskStore, clock: Callable[[], float]) -> TaskStore:
+        """Close ``store`` and open it again on the same file or database, as a process
+        that restarts would; the suite then uses (and finally closes) the new one.
+
+        The default returns ``store`` itself: a store that lives in one process's
+        memory has nothing to reopen (and survives no restart).
+        """
+        return store
+
+    def reopen(self, store: TaskStore, clock: Callable[[], float]) -> TaskStore:
+        """:meth:`reopen_store`, remembering the new store so the fixture closes it."""
+        reopened = self.reopen_store(store, clock)
+        self._opened.append(reopened)
+        return reopened
+
     @pytest.fixture
     def clock(self) -> FakeClock:
         """The store's clock, at 1000.0 to begin with."""
@@ -152,10 +168,11 @@ class TaskStoreContract:
     def store(self, clock: FakeClock) -> Iterator[TaskStore]:
         """A fresh store for each test."""
         store = self.make_store(clock)
+        self._opened: list[TaskStore] = [store]
         try:
             yield store
         finally:
-            self.close_store(store)
+            self.close_store(self._opened[-1])
 
     # -- the protocol -----------------------------------------------------------------
 
@@ -799,3 +816,61 @@ class TaskStoreContract:
             assert slots == list(range(10, 10 * (2 * per_task + 1), 10))
             assert store.currently_running(task_id) == []
             assert store.next_due_run(task_id) == 10 * (2 * per_task + 1)
+
+    # -- a restart ------------------------------------------------------------------------
+
+    def test_reopened_store_keeps_tasks_runs_logs_and_queues(
+        self, store: TaskStore, clock: FakeClock
+    ) -> None:
+        """TaskStore: state survives a restart (reopen): tasks, latest completed, runs in
+        progress and finished with their statuses and logs, and the manual queue in order."""
+        store.add_task(make_task("t1", every=10, script="one"), latest_completed=100)
+        store.add_task(make_task("t2", every=5, status=TaskStatus.INACTIVE), latest_completed=50)
+        done = store.create_next_run("t1", 1_000).created
+        store.update_run_state("t1", done.run_id, 2.0, RunStatus.STARTED)
+        store.add_run_log("t1", done.run_id, 2.0, "started")
+        store.add_run_log("t1", done.run_id, 3.0, "finished")
+        store.update_run_state("t1", done.run_id, 3.0, RunStatus.SUCCESS)
+        store.finish_run("t1", done.run_id)
+        running = store.create_next_run("t1", 1_000).created
+        store.update_run_state("t1", running.run_id, 4.0, RunStatus.STARTED)
+        store.force_run("t1", 500)
+        store.force_run("t1", 400)
+        before: dict[str, Any] = {
+            "tasks": sorted(store.list_tasks(), key=lambda task: task.id),
+            "runs": store.find_runs("t1"),
+            "running": store.currently_running("t1"),
+            "queue": store.manual_runs("t1"),
+            "next_due": (store.next_due_run("t1"), store.next_due_run("t2")),
+            "run": store.find_run("t1", done.run_id),
+        }
+        store = self.reopen(store, clock)
+        after: dict[str, Any] = {
+            "tasks": sorted(store.list_tasks(), key=lambda task: task.id),
+            "runs": store.find_runs("t1"),
+            "running": store.currently_running("t1"),
+            "queue": store.manual_runs("t1"),
+            "next_due": (store.next_due_run("t1"), store.next_due_run("t2")),
+            "run": store.find_run("t1", done.run_id),
+        }
+        assert after == before
+        assert [line.message for line in after["run"].log] == ["started", "finished"]
+        assert [run.scheduled_for for run in after["queue"]] == [500, 400]
+
+    def test_reopened_store_continues_the_schedule_and_never_reuses_run_ids(
+        self, store: TaskStore, clock: FakeClock
+    ) -> None:
+        """TaskStore: after a restart (reopen) the next slot follows the last one created,
+        and new run ids differ from every id the store still holds."""
+        store.add_task(make_task("t1", every=10), latest_completed=100)
+        kept = [store.create_next_run("t1", 1_000).created for _ in range(3)]
+        _finish(store, "t1", kept[0].run_id, RunStatus.SUCCESS)
+        store = self.reopen(store, clock)
+        created = store.create_next_run("t1", 1_000).created
+        assert created.scheduled_for == 140
+        assert created.run_id not in {run.run_id for run in kept}
+        assert {run.id for run in store.currently_running("t1")} == {
+            kept[1].run_id,
+            kept[2].run_id,
+            created.run_id,
+        }

@@ -90,7 +90,8 @@ class TaskSpec:
 class MachineBase(RuleBasedStateMachine):
     """The set-up of :class:`~protocols.testing.state_machine.SchedulerMachine`.
 
-    Override :meth:`make_store` (and :meth:`close_store`) to check another store,
+    Override :meth:`make_store` (and :meth:`close_store`, and :meth:`reopen_store` for
+    a store that outlives its process) to check another store,
     :meth:`make_executor`, :meth:`make_logger`, :meth:`make_metrics`,
     :meth:`store_below_recorder` and
     :meth:`store_for_scheduler` to make the scheduler's surroundings hostile.
@@ -124,6 +125,37 @@ class MachineBase(RuleBasedStateMachine):
 
     def close_store(self, store: TaskStore) -> None:
         """Release what :meth:`make_store` acquired (nothing by default)."""
+
+    def reopen_store(self, store: TaskStore, clock: Callable[[], float]) -> TaskStore:
+        """Close ``store`` and open it again on the same file or database, as a process
+        that restarts would (the machine does so at every restart, crashes included).
+
+        The default returns ``store`` itself: a memory store survives no restart, so
+        the machine's restarts keep the same one (as if only the scheduler restarted).
+        """
+        return store
+
+    def _reopen(self) -> None:
+        """Swap the store for :meth:`reopen_store`'s, wherever the wrapper chain held it."""
+        old = self.store
+        new = self.reopen_store(old, self.clock)
+        if new is old:
+            return
+        self.store = new
+        wrapper: Any = self.scheduler_store
+        while wrapper is not old:
+            inner = getattr(wrapper, "inner", None)
+            if inner is old:
+                wrapper.inner = new
+                break
+            if inner is None:
+                raise TypeError(
+                    f"the store chain {self.scheduler_store!r} does not lead to the store: "
+                    "wrappers must keep the store they forward to as `inner`"
+                )
+            wrapper = inner
+        else:  # the scheduler was given the store itself
+            self.scheduler_store = new
 
     def make_executor(self) -> ManualExecutor:
         """The executor the scheduler runs on: a

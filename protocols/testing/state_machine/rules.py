@@ -618,6 +618,7 @@ class SchedulerMachine(CheckedMachine):
         """A new Scheduler on the same store; it claims ``claim`` (those still in the store)."""
         self._stopped = False
         self._threads_before = set(threading.enumerate())
+        self._reopen()  # a new process opens the store again
         self.scheduler = self._new_scheduler()
         self.step({})
         for task_id in claim:

@@ -1,0 +1,245 @@
+"""SQLiteStore: the contract suite (with reopen), and what only a file promises."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.register_assert_rewrite("protocols.testing.store_contract")
+
+from protocols import (  # noqa: E402
+    RunStatus,
+    SQLiteStore,
+    StoreError,
+    StoreLocked,
+    StoreTooNew,
+    TaskStore,
+)
+from protocols.stores.sqlite import RETENTION_BATCH, SCHEMA_VERSION  # noqa: E402
+from protocols.testing.store_contract import (  # noqa: E402
+    FakeClock,
+    TaskStoreContract,
+    make_task,
+)
+
+
+class TestSQLiteStoreContract(TaskStoreContract):
+    """The contract suite, run against SQLiteStore on a fresh file per test."""
+
+    @pytest.fixture(autouse=True)
+    def _directory(self, tmp_path: Path) -> None:
+        self.directory = tmp_path
+
+    def make_store(self, clock: Callable[[], float]) -> TaskStore:
+        """A SQLiteStore on a new file in the test's temporary directory."""
+        return SQLiteStore(self.directory / "contract.db", clock=clock)
+
+    def close_store(self, store: TaskStore) -> None:
+        """Close the file (and drop its writer lock)."""
+        assert isinstance(store, SQLiteStore)
+        store.close()
+
+    def reopen_store(self, store: TaskStore, clock: Callable[[], float]) -> TaskStore:
+        """Close the file and open it again, as a restarted process would."""
+        assert isinstance(store, SQLiteStore)
+        store.close()
+        return SQLiteStore(store.path, clock=clock)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A controllable clock at 1000.0."""
+    return FakeClock(1_000.0)
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    """Where the test's database lives."""
+    return tmp_path / "tickactors.db"
+
+
+@pytest.fixture
+def store(path: Path, clock: FakeClock) -> Iterator[SQLiteStore]:
+    """A SQLiteStore with one task t1, every 10 s, latest completed 100."""
+    with SQLiteStore(path, clock=clock) as store:
+        store.add_task(make_task("t1"), latest_completed=100)
+        yield store
+
+
+def test_a_new_database_file_is_private(path: Path) -> None:
+    """The file is created with mode 0600, whatever the umask."""
+    old = os.umask(0o022)
+    try:
+        SQLiteStore(path).close()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_second_writer_is_refused_naming_the_file_and_the_holder(store: SQLiteStore) -> None:
+    """One writer per file: a second one gets StoreLocked with the path and the holder's pid."""
+    with pytest.raises(StoreLocked) as refused:
+        SQLiteStore(store.path)
+    message = str(refused.value)
+    assert store.path in message
+    assert f"pid {os.getpid()}" in message
+    assert isinstance(refused.value, OSError)
+
+
+def test_a_second_writer_in_another_process_is_refused(store: SQLiteStore) -> None:
+    """The writer lock holds across processes, not only within one."""
+    code = (
+        "import sys\n"
+        "from protocols import SQLiteStore, StoreLocked\n"
+        "try:\n"
+        f"    SQLiteStore({store.path!r})\n"
+        "except StoreLocked as exc:\n"
+        "    print(exc); sys.exit(3)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 3, done.stderr
+    assert "already open for writing" in done.stdout
+
+
+def test_the_writer_lock_is_dropped_on_close(store: SQLiteStore, clock: FakeClock) -> None:
+    """After close, another writer opens the file and sees what was committed."""
+    store.close()
+    with SQLiteStore(store.path, clock=clock) as again:
+        assert [task.id for task in again.list_tasks()] == ["t1"]
+
+
+def test_a_reader_works_while_the_writer_holds_the_file(store: SQLiteStore) -> None:
+    """writer=False opens a held file, reads it, and queues a manual run the writer sees."""
+    with SQLiteStore(store.path, writer=False) as reader:
+        assert [task.id for task in reader.list_tasks()] == ["t1"]
+        queued = reader.force_run("t1", 300)
+    assert [run.id for run in store.manual_runs("t1")] == [queued.id]
+
+
+def test_a_database_from_a_newer_tickactors_is_refused_untouched(path: Path) -> None:
+    """A schema version above ours raises StoreTooNew and the file is not modified."""
+    SQLiteStore(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    before = path.read_bytes()
+    with pytest.raises(StoreTooNew) as refused:
+        SQLiteStore(path)
+    assert str(path) in str(refused.value)
+    assert f"schema version {SCHEMA_VERSION + 1}" in str(refused.value)
+    assert path.read_bytes() == before
+
+
+def test_a_sqlite_file_of_another_application_is_refused(path: Path) -> None:
+    """A SQLite file with tables that is not tickactors' is never modified."""
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE invoices (id INTEGER)")
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="not a tickactors one"):
+        SQLiteStore(path)
+    assert path.read_bytes() == before
+
+
+def test_a_file_that_is_not_a_database_raises_store_error(path: Path) -> None:
+    """A corrupt or foreign file: StoreError naming the file, not a bare sqlite3 error."""
+    path.write_bytes(b"this is not a database, just text " * 200)
+    with pytest.raises(StoreError) as refused:
+        SQLiteStore(path)
+    assert str(path) in str(refused.value)
+
+
+def test_a_write_through_a_read_only_connection_raises_store_error(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    """SQLite's 'readonly database' becomes StoreError naming the call and the file."""
+    store._db.execute("PRAGMA query_only = ON")
+    try:
+        with pytest.raises(StoreError) as refused:
+            store.force_run("t1", 300)
+        assert "force_run" in str(refused.value)
+        assert store.path in str(refused.value)
+        assert store.manual_runs("t1") == []
+    finally:
+        store._db.execute("PRAGMA query_only = OFF")
+    assert store.force_run("t1", 300).scheduled_for == 300
+
+
+def test_durability_is_named_by_what_it_survives(path: Path) -> None:
+    """'process' is WAL + synchronous NORMAL, 'power' synchronous FULL; others refused."""
+    levels = {}
+    for durability in ("process", "power"):
+        with SQLiteStore(path, durability=durability) as store:  # type: ignore[arg-type]
+            levels[durability] = (
+                store._db.execute("PRAGMA journal_mode").fetchone()[0],
+                store._db.execute("PRAGMA synchronous").fetchone()[0],
+            )
+    assert levels == {"process": ("wal", 1), "power": ("wal", 2)}
+    with pytest.raises(ValueError, match="durability"):
+        SQLiteStore(path, durability="disk")  # type: ignore[arg-type]
+
+
+def test_a_scheduled_slot_is_recorded_at_most_once(store: SQLiteStore) -> None:
+    """The unique key refuses a second scheduled run for a slot, whoever writes it."""
+    run = store.create_next_run("t1", 200).created
+    with pytest.raises(sqlite3.IntegrityError):
+        store._db.execute(
+            "INSERT INTO runs (task_id, scheduled_for, requested_at, state, status) "
+            "VALUES ('t1', ?, 0, 1, 'scheduled')",
+            (run.scheduled_for,),
+        )
+
+
+def test_retention_keeps_the_newest_finished_runs_in_batches(path: Path, clock: FakeClock) -> None:
+    """keep_runs: at most keep_runs + RETENTION_BATCH finished runs; the newest are kept."""
+    keep = 10
+    with SQLiteStore(path, clock=clock, keep_runs=keep) as store:
+        store.add_task(make_task("t1", every=1), latest_completed=0)
+        ids = []
+        for _ in range(keep + 3 * RETENTION_BATCH):
+            run = store.create_next_run("t1", 10**6).created
+            store.update_run_state("t1", run.run_id, 1.0, RunStatus.SUCCESS)
+            store.finish_run("t1", run.run_id)
+            ids.append(run.run_id)
+        kept = [run.id for run in store.find_runs("t1")]
+        assert keep <= len(kept) < keep + RETENTION_BATCH
+        assert sorted(kept) == ids[-len(kept) :]
+
+
+def test_concurrent_threads_share_one_store(store: SQLiteStore) -> None:
+    """Calls from several threads at once neither fail nor hand out a slot twice."""
+    errors: list[BaseException] = []
+    slots: list[int] = []
+
+    def work() -> None:
+        try:
+            for _ in range(50):
+                run = store.create_next_run("t1", 10**6).created
+                slots.append(run.scheduled_for)
+                store.update_run_state("t1", run.run_id, 1.0, RunStatus.SUCCESS)
+                store.finish_run("t1", run.run_id)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(slots) == len(set(slots)) == 200
+
+
+def test_a_closed_store_raises_store_error(store: SQLiteStore) -> None:
+    """Calls after close say the store is closed (StoreError), not a bare sqlite3 error."""
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.get_task("t1")
