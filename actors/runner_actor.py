@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import threading
 from collections.abc import Callable, Mapping
@@ -18,6 +19,12 @@ from protocols.messages import Cancel, Execute, Flush, PromiseDone, RunFinished
 from protocols.model import QueuedRun, RunStatus
 
 __all__ = ["RunnerActor"]
+
+
+def _resumed_line(started_at: float) -> str:
+    """The log line of a run executed again after the process that started it died."""
+    when = datetime.datetime.fromtimestamp(started_at, datetime.UTC).isoformat()
+    return f"Resumed after restart: started at {when}, outcome unknown; executing again"
 
 
 class RunnerActor(SafeActor):
@@ -70,6 +77,8 @@ class RunnerActor(SafeActor):
         now = self._started = self._clock()
         self._store_call(self._store.update_run_state, run, now, RunStatus.STARTED)
         self._count(self._metrics.start_run, now - run.due_at)
+        if run.resumed_from is not None:
+            self._store_call(self._store.add_run_log, run, now, _resumed_line(run.resumed_from))
         self._store_call(self._store.add_run_log, run, now, self._started_line(run.script))
         try:
             promise = self._executor.execute(run)

@@ -31,7 +31,7 @@ from protocols.messages import (
     Tick,
     Update,
 )
-from protocols.model import QueuedRun, Run, Task
+from protocols.model import QueuedRun, Run, RunStatus, Task
 
 __all__ = ["TaskActor"]
 
@@ -252,6 +252,7 @@ class TaskActor(SafeActor):
                 except Exception as exc:
                     self._store_failed("finish_run", exc)
                 continue
+            started = run.status is RunStatus.STARTED
             self._resume.append(
                 QueuedRun(
                     task_id=self._task.id,
@@ -260,6 +261,7 @@ class TaskActor(SafeActor):
                     due_at=self._now,
                     requested_at=run.requested_at,
                     script=self._task.script,
+                    resumed_from=(run.started_at or 0.0) if started else None,
                 )
             )
         if completed:  # latest completed may have moved

@@ -73,6 +73,9 @@ class QueuedRun:
 
     ``scheduled_for`` is the slot the run is for; ``due_at`` when it became due;
     ``requested_at`` is non-zero for manual runs; ``script`` is the task's script.
+    ``resumed_from`` is set (to the ``started_at`` the store holds) when the run was
+    started before, by a process that is gone, with its outcome unknown: it is being
+    executed again, and its log says so.
     """
 
     task_id: str
@@ -81,6 +84,7 @@ class QueuedRun:
     due_at: int
     requested_at: int = 0
     script: str = ""
+    resumed_from: float | None = None
 
     @property
     def is_manual(self) -> bool:

@@ -322,6 +322,31 @@ def test_claim_resumes_runs_in_progress_beyond_the_slots() -> None:
         assert executor.max_in_flight[task.id] == 2
 
 
+def test_a_resumed_started_run_is_executed_again_and_its_log_says_so() -> None:
+    """A run left started by a dead process runs again, knows it (resumed_from), and its
+    log says when it first started; a run never started is resumed without that line."""
+    store = MemoryStore()
+    task = _task(concurrency=2)
+    store.add_task(task, latest_completed=0)
+    started, created = (store.create_next_run(task.id, 10).created for _ in range(2))
+    store.update_run_state(task.id, started.run_id, 7.5, RunStatus.STARTED)
+    executor = ManualExecutor()
+    with Scheduler(store, executor, now=10) as scheduler:
+        scheduler.claim_task(task)
+        assert scheduler.settle(30)
+        by_id = {run.run_id: run for run in executor.running(task.id)}
+        assert by_id[started.run_id].resumed_from == 7.5
+        assert by_id[created.run_id].resumed_from is None
+        log = [entry.message for entry in store.find_run(task.id, started.run_id).log]
+        assert log[0] == (
+            "Resumed after restart: started at 1970-01-01T00:00:07.500000+00:00, "
+            "outcome unknown; executing again"
+        )
+        assert log[1].startswith("Started task from script")
+        fresh = [entry.message for entry in store.find_run(task.id, created.run_id).log]
+        assert not any(line.startswith("Resumed") for line in fresh)
+
+
 def test_shrinking_concurrency_cancels_nothing_and_is_honoured(harness: Harness) -> None:
     """Lowering concurrency lets runs in flight finish, and no new run starts above the limit."""
     task = harness.add_task(concurrency=3, latest_completed=2)
