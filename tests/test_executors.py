@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import pickle
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from protocols.contracts import Executor
@@ -576,3 +578,86 @@ def test_subprocess_invalid_settings() -> None:
         SubprocessExecutor(kill_grace=-1)
     with pytest.raises(ValueError, match="output_limit"):
         SubprocessExecutor(output_limit=-1)
+
+
+# -- the group file: no command outlives a killed daemon's restart ------------------------
+
+
+def _pgids_in(path: Path) -> set[int]:
+    return {int(line.split()[0]) for line in path.read_text().splitlines() if line.strip()}
+
+
+def test_a_group_left_by_a_dead_executor_is_killed_by_the_next_one(tmp_path: Path) -> None:
+    """Groups recorded by an executor that died (no shutdown) are SIGKILLed by the next
+    executor on the same group file, background children included."""
+    groups = tmp_path / "groups"
+    dead = SubprocessExecutor(kill_grace=0.5, group_file=groups)
+    promise = dead.execute(make_run("sleep 60 & sleep 60"))
+    pgid = next(iter(_pgids_in(groups)))
+    assert os.getpgid(pgid) == pgid  # alive, as after a kill -9 of its daemon
+    successor = SubprocessExecutor(kill_grace=0.5, group_file=groups)
+    try:
+        assert successor.recovered == [pgid]
+        assert not _alive_pgid(pgid), "the recorded group outlived the recovery"
+        assert _pgids_in(groups) == set()
+        killed = promise.wait(TIMEOUT)  # the dead executor's run failed: SIGKILLed
+        assert isinstance(killed.error, CommandFailed)
+        assert killed.error.returncode == -signal.SIGKILL
+    finally:
+        successor.shutdown(cancel=True)
+        dead.shutdown(cancel=True)
+
+
+def _alive_pgid(pgid: int) -> bool:
+    """True if a process of group ``pgid`` is alive and not a zombie (from /proc)."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            data = Path(f"/proc/{name}/stat").read_bytes()
+        except OSError:
+            continue
+        fields = data[data.rfind(b")") + 1 :].split()
+        if fields[0] not in (b"Z", b"X") and int(fields[2]) == pgid:
+            return True
+    return False
+
+
+def test_a_recorded_group_whose_id_was_reused_is_left_alone(tmp_path: Path) -> None:
+    """A live leader whose start time differs from the recorded one is not ours: untouched."""
+    groups = tmp_path / "groups"
+    stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        groups.write_text(f"{stranger.pid} 1\n")  # another process's start time
+        executor = SubprocessExecutor(group_file=groups)
+        assert executor.recovered == []
+        assert stranger.poll() is None
+        executor.shutdown(cancel=True)
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_the_group_file_forgets_groups_that_ended(tmp_path: Path) -> None:
+    """A group is recorded while it may live and dropped once it has no process left."""
+    groups = tmp_path / "groups"
+    executor = SubprocessExecutor(kill_grace=0.5, group_file=groups)
+    try:
+        running = executor.execute(make_run("sleep 60"))
+        assert len(_pgids_in(groups)) == 1
+        executor.execute(make_run("true")).wait(TIMEOUT)
+        running.cancel()
+        assert poll(lambda: not _pgids_in(groups)), groups.read_text()
+    finally:
+        executor.shutdown(cancel=True)
+
+
+def test_a_resumed_run_tells_its_command_when_it_first_started(
+    procs: SubprocessExecutor,
+) -> None:
+    """TICKACTORS_RESUMED_FROM is set for a run executed again, and only then."""
+    script = 'echo "${TICKACTORS_RESUMED_FROM:-none}"'
+    fresh = procs.execute(make_run(script)).wait(TIMEOUT)
+    again = procs.execute(attrs.evolve(make_run(script), resumed_from=12.5))
+    assert fresh.statistics["stdout_tail"] == "none\n"
+    assert again.wait(TIMEOUT).statistics["stdout_tail"] == "12.5\n"

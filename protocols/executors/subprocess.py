@@ -18,7 +18,7 @@ from protocols.errors import InvalidScript, SchedulerError
 from protocols.executors.promise import Promise, PromiseTracker
 from protocols.model import QueuedRun, RunResult
 
-__all__ = ["REAP_TIMEOUT", "CommandFailed", "SubprocessExecutor"]
+__all__ = ["REAP_TIMEOUT", "CommandFailed", "SubprocessExecutor", "kill_recorded_groups"]
 
 _log = structlog.get_logger(__name__)
 
@@ -85,6 +85,14 @@ class SubprocessExecutor:
     and returns once they are dead: what a process about to exit calls, so that no
     command outlives it.
 
+    ``group_file``: a file where the executor keeps the process groups it started
+    that may still live (``pgid`` and the leader's start time, one per line). Made
+    with a file an earlier process left behind (it was killed, say with SIGKILL, and
+    its commands lived on), the executor first SIGKILLs those groups
+    (:func:`kill_recorded_groups`; their ids in :attr:`recovered`), so a run resumed
+    after the crash never executes beside its first execution. A resumed run's
+    command also gets ``TICKACTORS_RESUMED_FROM`` (when the earlier execution started).
+
     Cost: one daemon thread per process in flight, which reads both pipes (only the
     tails are kept, so output never blocks the command nor fills memory) and waits
     for the process (through a pidfd on Linux, so a background child that keeps the
@@ -104,6 +112,7 @@ class SubprocessExecutor:
         cwd: str | None = None,
         kill_grace: float = 5.0,
         output_limit: int = 4096,
+        group_file: str | os.PathLike[str] | None = None,
     ) -> None:
         if kill_grace < 0:
             raise ValueError(f"kill_grace must not be negative, not {kill_grace}")
@@ -120,6 +129,13 @@ class SubprocessExecutor:
         # starts after terminate_all took its snapshot.
         self._lock = threading.Lock()
         self._groups: dict[int, _Child] = {}  # pgid -> child, while the group may live
+        self.group_file = None if group_file is None else os.fspath(group_file)
+        #: Process groups an earlier process recorded in ``group_file`` and left alive,
+        #: SIGKILLed when this executor was made.
+        self.recovered: list[int] = []
+        if self.group_file is not None:
+            self.recovered = kill_recorded_groups(self.group_file)
+            self._save_groups()
 
     def __enter__(self) -> SubprocessExecutor:
         return self
@@ -140,6 +156,8 @@ class SubprocessExecutor:
         env["TICKACTORS_TASK_ID"] = run.task_id
         env["TICKACTORS_RUN_ID"] = str(run.run_id)
         env["TICKACTORS_SCHEDULED_FOR"] = str(run.scheduled_for)
+        if run.resumed_from is not None:  # executed again: the job may act idempotently
+            env["TICKACTORS_RESUMED_FROM"] = repr(run.resumed_from)
         with self._lock:
             if self._closed:
                 raise _shut_down()
@@ -158,6 +176,9 @@ class SubprocessExecutor:
             child = _Child(proc, promise, self.kill_grace, self.output_limit, started)
             child.on_group_gone = self._forget
             self._groups[proc.pid] = child
+            if self.group_file is not None:
+                child.start_time = _start_time(proc.pid) or 0
+                self._record_group(proc.pid, child.start_time)
         promise.set_running()
         try:
             threading.Thread(
@@ -254,16 +275,109 @@ class SubprocessExecutor:
         with self._lock:
             if self._groups.get(child.pid) is child:
                 del self._groups[child.pid]
+                if self.group_file is not None:
+                    self._save_groups()
 
     def _forget_ended_groups(self) -> None:
         """Drop the groups whose leader was reaped and which have no process left."""
         ended = [
             pgid
             for pgid, child in self._groups.items()
-            if child.reaped.is_set() and not _group_exists(pgid)
+            if child.reaped.is_set() and not _group_alive(pgid)
         ]
         for pgid in ended:
             del self._groups[pgid]
+        if ended and self.group_file is not None:
+            self._save_groups()
+
+    # -- the group file (call with the lock held, or from __init__) ---------------------
+
+    def _record_group(self, pgid: int, start_time: int) -> None:
+        """Append ``pgid`` and its leader's start time to the group file."""
+        assert self.group_file is not None
+        line = f"{pgid} {start_time}\n".encode()
+        try:
+            fd = os.open(self.group_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            _log.warning("group file not written", path=self.group_file, error=str(exc))
+
+    def _save_groups(self) -> None:
+        """Rewrite the group file with the groups that may still live (atomically)."""
+        assert self.group_file is not None
+        lines = "".join(
+            f"{pgid} {child.start_time}\n" for pgid, child in sorted(self._groups.items())
+        )
+        temporary = f"{self.group_file}.tmp"
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, lines.encode())
+            finally:
+                os.close(fd)
+            os.replace(temporary, self.group_file)
+        except OSError as exc:
+            _log.warning("group file not written", path=self.group_file, error=str(exc))
+
+
+def kill_recorded_groups(path: str, *, timeout: float = REAP_TIMEOUT) -> list[int]:
+    """SIGKILL the process groups a dead process recorded in ``path``; their ids.
+
+    Each line is ``pgid starttime`` (the leader's start time in clock ticks since
+    boot, from ``/proc``). A group is killed when it still has a live process and
+    its leader is either gone (a command's background children) or the very process
+    recorded (same start time): Linux does not reuse a process id while a group of
+    that id has a member, so a live group whose leader is gone is the recorded one,
+    and a live leader with another start time is someone else's, left alone. Waits
+    up to ``timeout`` seconds for the killed processes to die. A missing file means
+    nothing to do.
+    """
+    try:
+        with open(path, encoding="ascii") as file:
+            lines = file.read().splitlines()
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        _log.warning("group file unreadable", path=path, error=str(exc))
+        return []
+    killed: list[int] = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) != 2 or not all(field.isdigit() for field in fields):
+            continue
+        pgid, started = int(fields[0]), int(fields[1])
+        if pgid <= 1 or not _group_exists(pgid):
+            continue
+        leader = _start_time(pgid)
+        if leader is not None and started and leader != started:
+            continue  # the id was reused by a process that is not ours
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+            killed.append(pgid)
+    deadline = time.monotonic() + timeout
+    while killed and time.monotonic() < deadline:
+        live = _live_pgids()
+        if live is None or not live.intersection(killed):
+            break
+        time.sleep(_GROUP_POLL)
+    return sorted(set(killed))
+
+
+def _start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks after boot (``/proc``), or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            data = stat.read()
+    except OSError:
+        return None
+    fields = data[data.rfind(b")") + 1 :].split()
+    try:
+        return int(fields[19])  # field 22 of the whole line
+    except (IndexError, ValueError):
+        return None
 
 
 def _shut_down() -> SchedulerError:
@@ -278,6 +392,20 @@ def _group_exists(pgid: int) -> bool:
     except PermissionError:  # only zombies left (macOS), or a reused id: not ours
         return False
     return True
+
+
+def _group_alive(pgid: int) -> bool:
+    """True while the group has a process that is not a zombie (see :func:`_live_groups`).
+
+    An orphaned zombie stays until init reaps it, and some containers' init never
+    does: a group of zombies only is gone.
+    """
+    if not _group_exists(pgid):
+        return False
+    if not os.path.isdir("/proc/self"):
+        return True
+    live = _live_pgids()
+    return live is None or pgid in live
 
 
 def _live_groups(children: Iterable[_Child]) -> list[_Child]:
@@ -348,6 +476,7 @@ class _Child:
         self.limit = output_limit
         self.started = started
         self.pid = proc.pid  # also the process group's id
+        self.start_time = 0  # the leader's, in clock ticks after boot (with a group file)
         self.lock = threading.Lock()
         self.group_gone = False  # set once the leader is reaped and the group is empty
         self.reaped = threading.Event()  # the leader was reaped (or watching it failed)
@@ -402,7 +531,7 @@ class _Child:
             with self.lock:
                 returncode = self.proc.wait()
                 self.reaped.set()
-                self.group_gone = not _group_exists(self.pid)
+                self.group_gone = not _group_alive(self.pid)
                 timer = self.timer
             if self.group_gone:
                 if timer is not None:

@@ -110,6 +110,10 @@ class MachineBase(RuleBasedStateMachine):
     crons: ClassVar[tuple[str, ...]] = CRONS
     #: The fault-injecting store below the recorder (None: store faults are off).
     faulty: FaultyStore | None = None
+    #: The store under test (what make_store made, or reopen_store after a restart).
+    store: TaskStore
+    #: The store the scheduler is given (the wrapper chain's outermost).
+    scheduler_store: TaskStore
     #: Extra keyword arguments for the scheduler (e.g. ``{"call_timeout": 5.0}``).
     scheduler_kwargs: ClassVar[dict[str, Any]] = {}
     #: The scheduler class to drive, e.g. ``actors.Scheduler`` (set it in a subclass).
