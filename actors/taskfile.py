@@ -9,16 +9,23 @@ A task file holds one ``[[task]]`` table per task::
     every = "1h"                   # or cron = "0 3 * * *" (the TaskOptions keys:
     offset = "5m"                  #  name, every, cron, offset, concurrency, timezone)
     active = true                  # default true: an inactive task creates no runs
-    catch_up = false               # default false, see below
-    # start_at = 2024-05-01T00:00:00Z   # with catch_up = true
+    catch_up = "all"               # "all" (default), "latest" or "none": see below
+    # start_at = 2024-05-01T00:00:00Z   # where a task new to the database starts
 
-Catch-up: the daemon keeps tasks in the in-memory store, so it has no record of what
-ran before it started. With ``catch_up = false`` (the default) a task's first run is
-for its first slot after start-up. With ``catch_up = true`` the task must name a
-``start_at`` (Unix seconds, or a TOML date-time; one without an offset is read in the
-task's ``timezone``): every slot after ``start_at`` that has already passed is replayed,
-one run per slot, oldest first, as fast as the task's concurrency allows. A
-``start_at`` in the future means the first run is for the first slot after it.
+Catch-up: the daemon keeps runs and each task's latest completed slot in its
+database, so after a restart (or downtime) it knows which slots were missed.
+``catch_up`` says what happens to them when the daemon claims the task again:
+``"all"`` (the default, InfluxDB's rule) runs every missed slot, one run per slot,
+oldest first, as fast as the task's concurrency allows; ``"latest"`` runs only the
+most recent missed slot; ``"none"`` skips them and waits for the next slot. While
+the daemon runs, every slot runs whatever the setting. ``true`` and ``false`` are
+accepted for ``"all"`` and ``"none"``.
+
+``start_at`` (Unix seconds, or a TOML date-time; one without an offset is read in
+the task's ``timezone``) applies only to a task new to the database: its slots after
+``start_at`` that have already passed are replayed as missed slots (by ``catch_up``).
+Without it a new task's first run is for its first slot after the daemon started.
+A ``start_at`` in the future means the first run is for the first slot after it.
 
 Every problem in the file is collected and reported at once, each line naming the
 file and the task (:class:`TaskFileError`). Like cron, :func:`load_task_file`
@@ -34,7 +41,7 @@ import re
 import stat
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, Literal, cast
 from zoneinfo import ZoneInfo
 
 import attrs
@@ -42,7 +49,9 @@ import attrs
 from protocols import InvalidTaskOptions, Task, TaskOptions, TaskStatus
 
 __all__ = [
+    "CATCH_UP_MODES",
     "EXECUTOR_KINDS",
+    "CatchUp",
     "TaskEntry",
     "TaskFile",
     "TaskFileError",
@@ -70,22 +79,24 @@ class TaskFileError(ValueError):
         super().__init__("\n".join(self.problems))
 
 
+#: What a claim after downtime does with the missed slots (``catch_up``).
+CatchUp = Literal["all", "latest", "none"]
+CATCH_UP_MODES: Final[tuple[CatchUp, ...]] = ("all", "latest", "none")
+
+
 @attrs.frozen
 class TaskEntry:
-    """One task of a task file: the task, the executor that runs it, where it starts."""
+    """One task of a task file: the task, its executor, where it starts, its catch-up."""
 
     task: Task
     executor: str
     start_at: int | None = None
-    """``None``: start from now (no catch-up); else replay the slots after ``start_at``."""
-
-    @property
-    def catch_up(self) -> bool:
-        """True when missed slots since ``start_at`` are replayed."""
-        return self.start_at is not None
+    """Where a task new to the database starts; ``None``: the daemon's start time."""
+    catch_up: CatchUp = "all"
+    """Missed slots on a claim after downtime: run ``"all"``, the ``"latest"``, or ``"none"``."""
 
     def latest_completed(self, now: int) -> int:
-        """The ``latest_completed`` to add the task to the store with, at ``now``."""
+        """The ``latest_completed`` to add the task to a store with, at ``now``."""
         return now if self.start_at is None else self.start_at
 
 
@@ -226,7 +237,7 @@ def _parse_task(
     elif executor == "python":
         problems.extend(_python_reference_problems(script, resolve_python))
     active = _boolean(raw, "active", True, problems)
-    catch_up = _boolean(raw, "catch_up", False, problems)
+    catch_up = _catch_up(raw, problems)
 
     option_values = {key: raw[key] for key in _OPTION_KEYS if key in raw}
     # The name defaults to the id; with no valid id, that problem is reported already.
@@ -237,7 +248,7 @@ def _parse_task(
     except InvalidTaskOptions as exc:
         problems.extend(exc.problems)
 
-    start_at = _start_at(raw, catch_up, options, problems)
+    start_at = _start_at(raw, options, problems)
     if problems or options is None:
         return None, problems
     assert isinstance(task_id, str)
@@ -245,23 +256,31 @@ def _parse_task(
     assert isinstance(script, str)
     status = TaskStatus.ACTIVE if active else TaskStatus.INACTIVE
     task = Task(id=task_id, options=options, status=status, script=script)
-    return TaskEntry(task=task, executor=executor, start_at=start_at), problems
+    entry = TaskEntry(task=task, executor=executor, start_at=start_at, catch_up=catch_up)
+    return entry, problems
+
+
+def _catch_up(raw: Mapping[str, Any], problems: list[str]) -> CatchUp:
+    """The task's ``catch_up`` mode (``true``/``false`` mean ``"all"``/``"none"``)."""
+    value = raw.get("catch_up", "all")
+    if value is True:
+        return "all"
+    if value is False:
+        return "none"
+    if value in CATCH_UP_MODES:
+        return cast(CatchUp, value)
+    problems.append(
+        f"catch_up: {value!r} is not one of {_quoted(CATCH_UP_MODES)} (or true / false)"
+    )
+    return "all"
 
 
 def _start_at(
-    raw: Mapping[str, Any], catch_up: bool, options: TaskOptions | None, problems: list[str]
+    raw: Mapping[str, Any], options: TaskOptions | None, problems: list[str]
 ) -> int | None:
-    """The task's ``start_at`` in Unix seconds (None without catch-up)."""
+    """The task's ``start_at`` in Unix seconds (None: not given)."""
     value = raw.get("start_at")
     if value is None:
-        if catch_up:
-            problems.append(
-                "catch_up: true needs start_at (the daemon's in-memory store keeps no history "
-                "across restarts, so start_at says which slots to replay)"
-            )
-        return None
-    if not catch_up:
-        problems.append("start_at: only used with catch_up = true")
         return None
     if isinstance(value, int) and not isinstance(value, bool):
         return value

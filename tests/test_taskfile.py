@@ -49,7 +49,7 @@ executor = "shell"
 script = "echo local"
 every = 60
 timezone = "Europe/Paris"
-catch_up = true
+catch_up = "latest"
 start_at = 2024-05-01T02:00:00
 """
 
@@ -75,7 +75,8 @@ def test_good_file_becomes_tasks_with_executor_and_start() -> None:
     assert backup.task.script == "tar czf /tmp/backup.tgz /etc"
     assert backup.task.status is TaskStatus.ACTIVE
     assert backup.executor == "shell"
-    assert not backup.catch_up
+    assert backup.catch_up == "all"  # the default
+    assert backup.start_at is None
     assert backup.latest_completed(1_700_000_000) == 1_700_000_000
     assert stats.task.options.name == "Statistics"
     assert stats.task.options.cron == "0 3 * * *"
@@ -83,8 +84,9 @@ def test_good_file_becomes_tasks_with_executor_and_start() -> None:
     assert stats.task.status is TaskStatus.INACTIVE
     assert stats.executor == "python"
     may_first = int(datetime.datetime(2024, 5, 1, tzinfo=datetime.UTC).timestamp())
-    assert rollup.catch_up
+    assert rollup.catch_up == "all"  # true
     assert rollup.latest_completed(1_800_000_000) == may_first
+    assert local.catch_up == "latest"
     # A date-time without an offset is read in the task's time zone (UTC+2 in May).
     assert local.start_at == may_first
 
@@ -171,15 +173,36 @@ def test_python_script_is_resolved_when_asked() -> None:
     assert info.value.problems == ('<tasks>: task "p": script: nothing named json:f',)
 
 
-def test_catch_up_needs_start_at_and_start_at_needs_catch_up() -> None:
-    """``catch_up = true`` without ``start_at`` (and the reverse) is refused."""
+@pytest.mark.parametrize(
+    ("value", "mode"),
+    [
+        ('"all"', "all"),
+        ('"latest"', "latest"),
+        ('"none"', "none"),
+        ("true", "all"),
+        ("false", "none"),
+    ],
+)
+def test_catch_up_takes_a_mode_or_a_boolean(value: str, mode: str) -> None:
+    """``catch_up`` is "all", "latest" or "none"; true and false mean "all" and "none"."""
     base = '[[task]]\nid = "c"\nexecutor = "shell"\nscript = "true"\nevery = 5\n'
-    (problem,) = _problems(base + "catch_up = true\n")
-    assert problem.startswith('tasks.toml: task "c": catch_up: true needs start_at')
-    (problem,) = _problems(base + "start_at = 0\n")
-    assert problem == 'tasks.toml: task "c": start_at: only used with catch_up = true'
-    (problem,) = _problems(base + 'catch_up = true\nstart_at = "yesterday"\n')
+    (entry,) = parse_task_file(base + f"catch_up = {value}\n").entries
+    assert entry.catch_up == mode
+
+
+def test_bad_catch_up_and_start_at_are_refused_naming_what_is_allowed() -> None:
+    """An unknown ``catch_up`` and a ``start_at`` that is not a time are problems;
+    ``start_at`` alone is fine (where a task new to the database starts)."""
+    base = '[[task]]\nid = "c"\nexecutor = "shell"\nscript = "true"\nevery = 5\n'
+    (problem,) = _problems(base + 'catch_up = "some"\n')
+    assert problem == (
+        'tasks.toml: task "c": catch_up: \'some\' is not one of "all", "latest", "none" '
+        "(or true / false)"
+    )
+    (problem,) = _problems(base + 'start_at = "yesterday"\n')
     assert problem.startswith('tasks.toml: task "c": start_at: expected Unix seconds')
+    (entry,) = parse_task_file(base + "start_at = 0\n").entries
+    assert entry.start_at == 0
 
 
 def test_toml_syntax_error_names_file_and_line() -> None:
