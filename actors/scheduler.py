@@ -333,6 +333,19 @@ class Scheduler:
         self._queue_changed(task_id)
         return run
 
+    def notify_queued(self, task_id: str) -> bool:
+        """Manual runs of ``task_id`` were queued in the store by someone else (another
+        process, the command line): serve them as if :meth:`force_run` had queued
+        them. Returns False if the task is not claimed here (nothing to do)."""
+        actor = self._actor
+        if self._state is not _State.STARTED or actor is None:
+            raise SchedulerNotStarted()
+        try:
+            claimed: bool = self._call(actor, QueueChanged(task_id), "notify_queued")
+        except ActorDeadError:
+            return False
+        return claimed
+
     # -- plumbing -------------------------------------------------------------------
 
     def _queue_changed(self, task_id: str) -> None:

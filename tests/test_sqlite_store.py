@@ -243,3 +243,13 @@ def test_a_closed_store_raises_store_error(store: SQLiteStore) -> None:
     store.close()
     with pytest.raises(StoreError, match="closed"):
         store.get_task("t1")
+
+
+def test_meta_values_survive_a_reopen(store: SQLiteStore, clock: FakeClock) -> None:
+    """get_meta/set_meta keep the application's values across a restart; unset is None."""
+    assert store.get_meta("taskfile") is None
+    store.set_meta("taskfile", "a")
+    store.set_meta("taskfile", "b")
+    store.close()
+    with SQLiteStore(store.path, clock=clock) as again:
+        assert again.get_meta("taskfile") == "b"

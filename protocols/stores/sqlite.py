@@ -124,6 +124,10 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
         message TEXT NOT NULL
     );
     CREATE INDEX run_logs_by_run ON run_logs (run_id);
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
     """,
 )
 
@@ -180,6 +184,7 @@ class SQLiteStore:
         # next_slot(options, base) of the last call per task: cron arithmetic costs more
         # than a dict look-up, and the hot path asks the same question twice.
         self._slots: dict[str, tuple[str, int, int]] = {}
+        self._data_version: int | None = None
 
     # -- opening and closing -------------------------------------------------------------
 
@@ -460,6 +465,33 @@ class SQLiteStore:
 
     def _requested_now(self) -> int:
         return max(1, int(self._clock()))  # requested_at marks a run as manual: never 0
+
+    # -- what the application keeps beside the tasks (not part of the contract) --------
+
+    def changed_by_others(self) -> bool:
+        """True if another connection (the command line, say) committed since the last
+        call: a cheap poll (``PRAGMA data_version``) for a daemon to notice manual runs
+        queued from outside. The first call says True."""
+        with self._read("changed_by_others") as db:
+            (version,) = db.execute("PRAGMA data_version").fetchone()
+        changed = version != self._data_version
+        self._data_version = version
+        return bool(changed)
+
+    def get_meta(self, key: str) -> str | None:
+        """The application's value for ``key`` (None if unset); e.g. the daemon's task list."""
+        with self._read("get_meta") as db:
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set the application's ``value`` for ``key`` (one transaction)."""
+        with self._write("set_meta") as db:
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
 
     # -- task management ------------------------------------------------------------------
 
