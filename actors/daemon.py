@@ -42,6 +42,7 @@ routes the standard library's ``logging`` through the same JSON renderer).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import select
@@ -61,20 +62,30 @@ import structlog
 from structlog.typing import EventDict, FilteringBoundLogger
 
 from actors import Scheduler
+from actors.catchup import MISSED_CAP, count_missed, latest_due_slot
+from actors.history import HISTORY_COMMANDS, add_history_commands, run_history_command
 from actors.taskfile import TaskEntry, TaskFile, TaskFileError, load_task_file
 from protocols import (
     Executor,
     MemoryStore,
     QueuedRun,
+    SQLiteStore,
+    StoreError,
     SubprocessExecutor,
+    TaskNotFound,
+    TaskStatus,
     ThreadExecutor,
 )
 from protocols.executors.routing import RoutingExecutor
+from protocols.stores.sqlite import Durability
 
 __all__ = [
+    "DEFAULT_DB",
     "DEFAULT_GRACE",
+    "DEFAULT_KEEP_RUNS",
     "DEFAULT_KILL_GRACE",
     "DEFAULT_METRICS_PORT",
+    "MEMORY_DB",
     "STOP_MARGIN",
     "DaemonOptions",
     "Executors",
@@ -82,13 +93,23 @@ __all__ = [
     "configure_logging",
     "main",
     "run_daemon",
+    "sync_tasks",
 ]
 
 DEFAULT_METRICS_PORT: Final = 9464
+DEFAULT_DB: Final = "tickactors.db"
+"""The daemon's database, in the working directory."""
+MEMORY_DB: Final = ":memory:"
+"""``--db :memory:``: a memory store, nothing kept across restarts."""
+DEFAULT_KEEP_RUNS: Final = 1_000
+"""Finished runs kept per task."""
+_TASKFILE_KEY: Final = "daemon.taskfile_tasks"
 DEFAULT_GRACE: Final = 5.0
 """Seconds runs in flight get to finish on their own once the daemon stops."""
 DEFAULT_KILL_GRACE: Final = 3.0
 """Seconds between a cancelled command's SIGTERM and SIGKILL (a python function's last chance)."""
+QUEUE_POLL: Final = 0.5
+"""Seconds between looks for manual runs queued in the database by another process."""
 STOP_MARGIN: Final = 2.0
 """The daemon exits within ``grace + kill_grace + STOP_MARGIN`` s of the first signal."""
 _STOP_OVERRUN: Final = 1.0  # past grace + kill_grace + this, the stop is forced
@@ -116,8 +137,11 @@ class DaemonOptions:
     kill_grace: float = DEFAULT_KILL_GRACE
     duration: float | None = None
     tick_interval: float = 0.1
-    keep_runs: int = 100
+    keep_runs: int = DEFAULT_KEEP_RUNS
     log_level: str = "info"
+    db: str = DEFAULT_DB
+    """The SQLite database (``":memory:"``: a memory store, nothing kept)."""
+    durability: Durability = "process"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,6 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
+    if args.command in HISTORY_COMMANDS:
+        return run_history_command(args)
     kill_grace: float = getattr(args, "kill_grace", DEFAULT_KILL_GRACE)
     executors = Executors(shell=SubprocessExecutor(kill_grace=kill_grace))
     try:
@@ -157,6 +183,8 @@ def _main(args: argparse.Namespace) -> int:
         tick_interval=args.tick_interval,
         keep_runs=args.keep_runs,
         log_level=args.log_level,
+        db=args.db,
+        durability=args.durability,
     )
     configure_logging(options.log_level)
     code = run_daemon(task_file, options, executors)
@@ -227,11 +255,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="how often the wall clock is polled for a new second (default 0.1)",
     )
     run.add_argument(
+        "--db",
+        default=DEFAULT_DB,
+        metavar="PATH",
+        help=f"the SQLite database keeping runs, latest completed slots and manual "
+        f"queues across restarts (default {DEFAULT_DB} in the working directory; "
+        f"{MEMORY_DB} keeps nothing)",
+    )
+    run.add_argument(
+        "--durability",
+        choices=("process", "power"),
+        default="process",
+        help="what a commit survives: 'process' (default) the daemon being killed, "
+        "'power' also a power loss (an fsync per commit)",
+    )
+    run.add_argument(
         "--keep-runs",
         type=_non_negative_int,
-        default=100,
+        default=DEFAULT_KEEP_RUNS,
         metavar="N",
-        help="finished runs kept in memory per task (default 100)",
+        help=f"finished runs kept per task (default {DEFAULT_KEEP_RUNS})",
     )
     run.add_argument("--log-level", choices=tuple(_LEVELS), default="info", help="default info")
     check = commands.add_parser(
@@ -240,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check TASKS.toml as `run` would, without running anything.",
     )
     check.add_argument("task_file", metavar="TASKS.toml", help="the task file")
+    add_history_commands(commands)
     return parser
 
 
@@ -341,7 +385,69 @@ def run_daemon(task_file: TaskFile, options: DaemonOptions, executors: Executors
     an overrun, ends the process here with :func:`os._exit`.
     """
     log: FilteringBoundLogger = structlog.get_logger("tickactors.daemon")
-    store = MemoryStore(max_finished_runs=options.keep_runs)
+    try:
+        store = _open_store(options, log)
+    except StoreError as exc:
+        log.error("store_open_failed", db=options.db, error=str(exc))
+        return EXIT_FAILURE
+    try:
+        return _run_on(store, task_file, options, _with_group_file(executors, options, log), log)
+    finally:
+        if isinstance(store, SQLiteStore):
+            store.close()
+
+
+def _open_store(options: DaemonOptions, log: FilteringBoundLogger) -> MemoryStore | SQLiteStore:
+    """The daemon's store: a SQLite file it holds for writing, or a memory store."""
+    if options.db == MEMORY_DB:
+        log.info("store_opened", db=MEMORY_DB, kept_across_restarts=False)
+        return MemoryStore(max_finished_runs=options.keep_runs)
+    store = SQLiteStore(options.db, durability=options.durability, keep_runs=options.keep_runs)
+    log.info(
+        "store_opened",
+        db=os.path.abspath(options.db),
+        durability=options.durability,
+        kept_across_restarts=True,
+    )
+    return store
+
+
+def _with_group_file(
+    executors: Executors, options: DaemonOptions, log: FilteringBoundLogger
+) -> Executors:
+    """With a database, shell commands' process groups are kept in ``DB.groups``.
+
+    Made once the database's writer lock is held (so a second daemon never touches
+    the first one's commands), the executor first SIGKILLs the groups a killed
+    daemon left running: a run resumed now never executes beside its first execution.
+    """
+    if options.db == MEMORY_DB or executors.shell.group_file is not None:
+        return executors
+    old = executors.shell
+    shell = SubprocessExecutor(
+        shell=old.shell,
+        env=old.env,
+        cwd=old.cwd,
+        kill_grace=old.kill_grace,
+        output_limit=old.output_limit,
+        group_file=options.db + ".groups",
+    )
+    if shell.recovered:
+        log.warning(
+            "process_groups_left_by_a_dead_daemon_killed",
+            pgids=shell.recovered,
+            hint="their runs are resumed and executed again",
+        )
+    return attrs.evolve(executors, shell=shell)
+
+
+def _run_on(
+    store: MemoryStore | SQLiteStore,
+    task_file: TaskFile,
+    options: DaemonOptions,
+    executors: Executors,
+    log: FilteringBoundLogger,
+) -> int:
     executor = executors.route(task_file.entries)
     registry = prometheus_client.CollectorRegistry()
     prometheus_client.ProcessCollector(registry=registry)
@@ -381,6 +487,7 @@ def run_daemon(task_file: TaskFile, options: DaemonOptions, executors: Executors
                 store, executor, registry=registry, tick_interval=options.tick_interval
             )
             scheduler.start()
+            sync_tasks(store, task_file, int(time.time()), log)
             _claim_all(scheduler, store, task_file, log)
             log.info(
                 "daemon_started",
@@ -391,7 +498,7 @@ def run_daemon(task_file: TaskFile, options: DaemonOptions, executors: Executors
                 grace=options.grace,
                 kill_grace=options.kill_grace,
             )
-            received = signals.wait(options.duration)
+            received = _serve(scheduler, store, task_file, options, signals, log)
             reason = "duration" if received is None else signal.Signals(received).name
             log.info(
                 "daemon_stopping",
@@ -411,6 +518,41 @@ def run_daemon(task_file: TaskFile, options: DaemonOptions, executors: Executors
                 server.server_close()
     log.info("daemon_stopped", task_file=task_file.source, exit_code=code)
     return code
+
+
+def _serve(
+    scheduler: Scheduler,
+    store: MemoryStore | SQLiteStore,
+    task_file: TaskFile,
+    options: DaemonOptions,
+    signals: _SignalWaiter,
+    log: FilteringBoundLogger,
+) -> int | None:
+    """Wait for a signal (its number) or the end of ``--duration`` (None).
+
+    Meanwhile, every :data:`QUEUE_POLL` seconds, manual runs queued in the database
+    by another process (``tickactors run-now`` / ``retry``) are handed to the
+    scheduler, which starts them like its own.
+    """
+    deadline = None if options.duration is None else time.monotonic() + options.duration
+    task_ids = [entry.task.id for entry in task_file.entries if entry.task.active]
+    while True:
+        wait = QUEUE_POLL
+        if deadline is not None:
+            wait = min(wait, max(0.0, deadline - time.monotonic()))
+        received = signals.wait(wait)
+        if received is not None:
+            return received
+        if deadline is not None and time.monotonic() >= deadline:
+            return None
+        if isinstance(store, SQLiteStore):
+            try:
+                if store.changed_by_others():
+                    for task_id in task_ids:
+                        if store.manual_runs(task_id):
+                            scheduler.notify_queued(task_id)
+            except Exception as exc:  # the store is down: ticks go on; try again later
+                log.warning("queue_poll_failed", error=str(exc))
 
 
 @attrs.define
@@ -507,15 +649,82 @@ def _exit_now(code: int) -> NoReturn:
     os._exit(code)
 
 
-def _claim_all(
-    scheduler: Scheduler, store: MemoryStore, task_file: TaskFile, log: FilteringBoundLogger
+def sync_tasks(
+    store: MemoryStore | SQLiteStore,
+    task_file: TaskFile,
+    now: int,
+    log: FilteringBoundLogger | None = None,
 ) -> None:
-    """Add every task to the store and claim it."""
-    now = int(time.time())
+    """Make the store's tasks the task file's, and apply each task's ``catch_up``.
+
+    A task new to the store is added (starting at ``start_at``, or now); a known one
+    is updated to the file's definition, keeping its latest completed slot; then
+    ``catch_up`` decides about the slots missed while the daemon was down (``"all"``
+    keeps them, ``"latest"`` keeps the most recent, ``"none"`` skips them). A task an
+    earlier task file put in the database and this one lacks is deactivated (its
+    history kept); tasks other code added are never touched.
+    """
+    if log is None:
+        log = structlog.get_logger("tickactors.daemon")
+    ids = {entry.task.id for entry in task_file.entries}
+    previous: set[str] = set()
+    if isinstance(store, SQLiteStore):
+        previous = set(json.loads(store.get_meta(_TASKFILE_KEY) or "[]"))
     for entry in task_file.entries:
         task = entry.task
-        latest_completed = entry.latest_completed(now)
-        store.add_task(task, latest_completed=latest_completed)
+        try:
+            stored = store.get_task(task.id)
+        except TaskNotFound:
+            store.add_task(task, latest_completed=entry.latest_completed(now))
+            log.info("task_added", task_id=task.id, start_at=entry.start_at)
+        else:
+            if stored != task:
+                store.update_task(task)
+                log.info("task_updated", task_id=task.id)
+        base = store.latest_completed(task.id)
+        if entry.catch_up == "none":
+            store.update_task(task, latest_completed=now)
+        elif entry.catch_up == "latest":
+            latest = latest_due_slot(task.options, base, now)
+            if latest is not None:
+                store.update_task(task, latest_completed=latest - 1)
+        missed = count_missed(task.options, base, now) if task.active else 0
+        replay = count_missed(task.options, store.latest_completed(task.id), now)
+        if missed:
+            log.info(
+                "task_catching_up",
+                task_id=task.id,
+                catch_up=entry.catch_up,
+                missed_slots=missed if missed < MISSED_CAP else f">={MISSED_CAP}",
+                replaying=(replay if replay < MISSED_CAP else f">={MISSED_CAP}")
+                if task.active
+                else 0,
+            )
+    for task_id in sorted(previous - ids):
+        try:
+            stored = store.get_task(task_id)
+        except TaskNotFound:
+            continue
+        if stored.active:
+            store.update_task(attrs.evolve(stored, status=TaskStatus.INACTIVE))
+            log.warning(
+                "task_deactivated",
+                task_id=task_id,
+                reason="no longer in the task file; its history is kept",
+            )
+    if isinstance(store, SQLiteStore):
+        store.set_meta(_TASKFILE_KEY, json.dumps(sorted(previous | ids)))
+
+
+def _claim_all(
+    scheduler: Scheduler,
+    store: MemoryStore | SQLiteStore,
+    task_file: TaskFile,
+    log: FilteringBoundLogger,
+) -> None:
+    """Claim every task of the file (the store holds them: see :func:`sync_tasks`)."""
+    for entry in task_file.entries:
+        task = entry.task
         scheduler.claim_task(task)
         log.info(
             "task_claimed",
@@ -528,8 +737,9 @@ def _claim_all(
             timezone=task.options.timezone,
             active=task.active,
             catch_up=entry.catch_up,
-            latest_completed=latest_completed,
+            latest_completed=store.latest_completed(task.id),
             next_due=store.next_due_run(task.id),
+            in_progress=len(store.currently_running(task.id)),
         )
 
 

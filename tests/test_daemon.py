@@ -8,6 +8,7 @@ import queue
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -40,12 +41,14 @@ every = 1
 """
 
 
-def _daemon(*args: str) -> subprocess.Popen[str]:
+def _daemon(*args: str, cwd: Path | None = None) -> subprocess.Popen[str]:
+    """The daemon in ``cwd`` (default: a new temporary directory, where its database goes)."""
     return subprocess.Popen(
         [sys.executable, "-m", "actors", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        cwd=cwd if cwd is not None else tempfile.mkdtemp(prefix="tickactors-daemon-"),
     )
 
 
@@ -103,7 +106,7 @@ def running_daemon(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path
     tasks = tmp_path / "tasks.toml"
     tasks.write_text(TASKS.format(pids=pids))
     os.chmod(tasks, 0o600)
-    proc = _daemon("run", str(tasks), "--metrics-port", "0", "--grace", "0.5")
+    proc = _daemon("run", str(tasks), "--metrics-port", "0", "--grace", "0.5", cwd=tmp_path)
     try:
         yield proc, pids
     finally:
