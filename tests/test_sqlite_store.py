@@ -253,3 +253,48 @@ def test_meta_values_survive_a_reopen(store: SQLiteStore, clock: FakeClock) -> N
     store.close()
     with SQLiteStore(store.path, clock=clock) as again:
         assert again.get_meta("taskfile") == "b"
+
+
+def test_a_locked_database_is_counted_survived_and_caught_up(path: Path, clock: FakeClock) -> None:
+    """While another connection holds the write lock, the scheduler's writes fail with
+    StoreError (counted as store errors) and it keeps ticking; once the lock is gone it
+    catches up every missed slot in order, and nothing committed before is lost."""
+    from prometheus_client import CollectorRegistry
+
+    from actors import Scheduler
+    from protocols.testing.manual import ManualExecutor
+
+    registry = CollectorRegistry()
+    executor = ManualExecutor()
+    with SQLiteStore(path, clock=clock, busy_timeout=0.05) as store:
+        store.add_task(make_task("t1", every=1), latest_completed=5)
+        with Scheduler(store, executor, now=5, registry=registry) as scheduler:
+            scheduler.claim_task(store.get_task("t1"))
+
+            def tick(now: int) -> None:
+                scheduler.tick(now)
+                assert scheduler.settle(30)
+                for run in executor.running("t1"):
+                    executor.succeed(run.run_id)
+                assert scheduler.settle(30)
+
+            tick(6)
+            locker = sqlite3.connect(path, isolation_level=None)
+            locker.execute("BEGIN IMMEDIATE")
+            try:
+                tick(7)
+                tick(8)
+                assert executor.running("t1") == []
+            finally:
+                locker.execute("ROLLBACK")
+                locker.close()
+            errors = registry.get_sample_value(
+                "task_scheduler_errors_counter_total", {"error_type": "store error"}
+            )
+            assert errors is not None
+            assert errors >= 2
+            for now in (9, 9, 9, 9):  # one run at a time (concurrency 1): slots 7, 8, 9
+                tick(now)
+        slots = [run.scheduled_for for run in store.find_runs("t1")]
+        assert slots == [9, 8, 7, 6]
+        assert {run.status for run in store.find_runs("t1")} == {RunStatus.SUCCESS}
