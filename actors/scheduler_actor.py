@@ -175,13 +175,13 @@ class SchedulerActor(SafeActor):
         store = self._svc.store
         releasing = self._releasing.get(task.id)
         try:
-            next_due = store.next_due_run(task.id)
-            has_queue = bool(store.manual_runs(task.id))
-            # A TaskActor still finishing runs of a released claim reads them itself.
-            running = () if releasing is not None else tuple(store.currently_running(task.id))
+            state = store.claim_state(task.id)  # one read: due time, queue, runs in progress
         except BaseException:
             metrics.claim(False)
             raise
+        next_due, has_queue = state.next_due, state.has_queue
+        # A TaskActor still finishing runs of a released claim reads them itself.
+        running = () if releasing is not None else state.in_progress
         self._epochs += 1
         if releasing is not None:
             del self._releasing[task.id]
@@ -214,15 +214,14 @@ class SchedulerActor(SafeActor):
             raise TaskNotClaimed(task.id)
         store = self._svc.store
         try:
-            next_due = store.next_due_run(task.id)
-            has_queue = bool(store.manual_runs(task.id))
+            state = store.claim_state(task.id)
         except TaskNotFound:
             # Gone from the store: released, as a TaskActor that notices does (Gone).
             self._svc.metrics.error(NOT_FOUND)
             self._release(task.id, entry)
             raise
         entry.active = task.active
-        entry.ref.tell(Update(task, next_due, has_queue, self._now))
+        entry.ref.tell(Update(task, state.next_due, state.has_queue, self._now))
 
     def _on_release(self, message: Release) -> ActorRef[TaskActor]:
         entry = self._tasks.get(message.task_id)

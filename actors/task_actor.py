@@ -132,10 +132,10 @@ class TaskActor(SafeActor):
 
     def _adopt_from_store(self) -> None:
         """Read the store's runs in progress and adopt them; on failure, retry next tick."""
-        running = self._store_read(self._svc.store.currently_running)
-        self._unadopted = running is None
-        if running is not None:
-            self._adopt(running)
+        state = self._store_read(self._svc.store.claim_state)
+        self._unadopted = state is None
+        if state is not None:
+            self._adopt(state.in_progress)
 
     def _on_tick(self, message: Tick) -> None:
         self._now = max(self._now, message.now)

@@ -36,6 +36,7 @@ from protocols.executors import (
     full_promise,
 )
 from protocols.model import (
+    ClaimState,
     LogEntry,
     QueuedRun,
     Run,
@@ -49,6 +50,7 @@ from protocols.options import TaskOptions
 from protocols.stores import MemoryStore, SQLiteStore
 
 __all__ = [
+    "ClaimState",
     "CommandFailed",
     "Executor",
     "InvalidScript",

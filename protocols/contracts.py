@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from protocols.model import QueuedRun, Run, RunCreation, RunResult, RunStatus, Task
+from protocols.model import ClaimState, QueuedRun, Run, RunCreation, RunResult, RunStatus, Task
 
 __all__ = ["Executor", "RunPromise", "TaskControlService", "TaskStore"]
 
@@ -71,6 +71,11 @@ class TaskControlService(Protocol):
     - ``currently_running(task_id)``: runs created and not finished, in no
       particular order.
     - ``manual_runs(task_id)``: manual runs waiting in the queue, in order.
+    - ``claim_state(task_id)``: what a claim needs, read at one instant (one
+      transaction): ``next_due`` as ``next_due_run`` says, ``has_queue`` whether
+      ``manual_runs`` is not empty (without building the runs), and the runs of
+      ``currently_running`` split into ``unstarted`` (status scheduled) and
+      ``started`` (any other status), each by id.
     - ``finish_run(task_id, run_id)`` of a run in progress: the run leaves the
       in-progress set; for a scheduled (not manual) run, whatever its status,
       latest completed becomes ``max(latest completed, scheduled_for)``. Returns
@@ -94,6 +99,8 @@ class TaskControlService(Protocol):
     def currently_running(self, task_id: str) -> list[Run]: ...
 
     def manual_runs(self, task_id: str) -> list[Run]: ...
+
+    def claim_state(self, task_id: str) -> ClaimState: ...
 
     def finish_run(self, task_id: str, run_id: int) -> Run: ...
 

@@ -16,6 +16,7 @@ import attrs
 from protocols.options import TaskOptions
 
 __all__ = [
+    "ClaimState",
     "LogEntry",
     "QueuedRun",
     "Run",
@@ -142,3 +143,24 @@ class RunResult:
     error: BaseException | None = None
     retryable: bool = False
     statistics: Mapping[str, Any] = attrs.field(factory=dict, converter=_freeze_mapping, hash=False)
+
+
+@attrs.frozen
+class ClaimState:
+    """What a scheduler reads of a task when it claims it (``claim_state``), in one call.
+
+    ``next_due``: the due time of the next scheduled slot; ``has_queue``: whether
+    manual runs wait; ``unstarted``: runs in progress never started (status
+    scheduled), and ``started``: the other runs in progress (started, or with an
+    outcome recorded by a process that died before finishing them), each by id.
+    """
+
+    next_due: int
+    has_queue: bool
+    unstarted: tuple[Run, ...] = ()
+    started: tuple[Run, ...] = ()
+
+    @property
+    def in_progress(self) -> tuple[Run, ...]:
+        """Every run in progress: never started, then started."""
+        return self.unstarted + self.started

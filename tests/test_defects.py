@@ -25,7 +25,7 @@ from protocols import (
     TaskOptions,
     TaskStatus,
 )
-from protocols.model import Run, RunCreation
+from protocols.model import ClaimState, Run, RunCreation
 from protocols.testing.hostile import CancelMode, FailingLogger, HostileExecutor
 
 SETTLE = 30.0
@@ -452,17 +452,21 @@ def test_update_of_a_task_removed_from_the_store_raises_and_releases_it(rig: Rig
 
 
 class _FailsOnce(MemoryStore):
-    """currently_running raises once when armed: a transient store failure."""
+    """Armed, claim_state raises once, on the second call: the claim's own read passes,
+    the revived TaskActor's read of the runs in progress fails (a transient failure)."""
 
     def __init__(self) -> None:
         super().__init__(clock=lambda: 1_000_000.0)
         self.armed = False
+        self._calls = 0
 
-    def currently_running(self, task_id: str) -> list[Any]:
+    def claim_state(self, task_id: str) -> ClaimState:
         if self.armed:
-            self.armed = False
-            raise ConnectionError("store unavailable")
-        return super().currently_running(task_id)
+            self._calls += 1
+            if self._calls == 2:
+                self.armed = False
+                raise ConnectionError("store unavailable")
+        return super().claim_state(task_id)
 
 
 def test_a_reclaim_whose_store_read_fails_resumes_on_a_later_tick() -> None:

@@ -49,7 +49,7 @@ from protocols.errors import (
     TaskAlreadyExists,
     TaskNotFound,
 )
-from protocols.model import LogEntry, QueuedRun, Run, RunCreation, RunStatus, Task
+from protocols.model import ClaimState, LogEntry, QueuedRun, Run, RunCreation, RunStatus, Task
 from protocols.options import TaskOptions
 from protocols.schedules import due_time, next_slot
 
@@ -323,6 +323,22 @@ class MemoryStore:
         """Manual runs waiting in the queue, in queue order."""
         with self._lock:
             return [run.freeze() for run in self._task(task_id).queue]
+
+    def claim_state(self, task_id: str) -> ClaimState:
+        """Next due, whether a queue waits, and the runs in progress by start, at once."""
+        with self._lock:
+            record = self._task(task_id)
+            unstarted: list[Run] = []
+            started: list[Run] = []
+            for run_id in sorted(record.in_progress):
+                run = record.in_progress[run_id]
+                (unstarted if run.status is _SCHEDULED else started).append(run.freeze())
+            return ClaimState(
+                next_due=due_time(record.task.options, record.next_slot()),
+                has_queue=bool(record.queue),
+                unstarted=tuple(unstarted),
+                started=tuple(started),
+            )
 
     def finish_run(self, task_id: str, run_id: int) -> Run:
         """Take the run out of the in-progress set; scheduled runs advance latest completed."""

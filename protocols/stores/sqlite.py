@@ -39,7 +39,9 @@ the contract:
   (default 1,000; ``None``: all); older ones are deleted in batches of at most
   ``RETENTION_BATCH`` runs once that many are over the limit, so the run path never
   pays for a large delete and a task holds at most ``keep_runs + RETENTION_BATCH``
-  finished runs. Queued and in-progress runs are always kept.
+  finished runs. With ``keep_for`` (seconds), every ``RETENTION_BATCH`` finished runs
+  of a task up to a batch of its runs finished longer ago than that are deleted too.
+  Queued and in-progress runs are always kept.
 - ``remove_task`` of an unknown task raises :class:`~protocols.TaskNotFound`.
 
 Thread-safe: one connection behind a lock (the scheduler's actors call it from
@@ -73,7 +75,16 @@ from protocols.errors import (
     TaskAlreadyExists,
     TaskNotFound,
 )
-from protocols.model import LogEntry, QueuedRun, Run, RunCreation, RunStatus, Task, TaskStatus
+from protocols.model import (
+    ClaimState,
+    LogEntry,
+    QueuedRun,
+    Run,
+    RunCreation,
+    RunStatus,
+    Task,
+    TaskStatus,
+)
 from protocols.options import TaskOptions
 from protocols.schedules import due_time, next_slot
 
@@ -146,6 +157,7 @@ class SQLiteStore:
     ``latest_completed``). ``durability``: ``"process"`` (default) or ``"power"``.
     ``writer``: hold the file's writer lock (default True; the CLI passes False).
     ``keep_runs``: finished runs kept per task (default 1,000; None: all).
+    ``keep_for``: seconds a finished run is kept at least (None, the default: no age limit).
     ``busy_timeout``: seconds a write waits for another connection's transaction.
     """
 
@@ -157,6 +169,7 @@ class SQLiteStore:
         durability: Durability = "process",
         writer: bool = True,
         keep_runs: int | None = 1_000,
+        keep_for: float | None = None,
         busy_timeout: float = 5.0,
     ) -> None:
         if durability not in ("process", "power"):
@@ -166,10 +179,13 @@ class SQLiteStore:
             )
         if keep_runs is not None and keep_runs < 0:
             raise ValueError(f"keep_runs must be >= 0 or None, not {keep_runs!r}")
+        if keep_for is not None and not keep_for > 0:
+            raise ValueError(f"keep_for must be > 0 seconds or None, not {keep_for!r}")
         self.path = os.fspath(path)
         self.durability = durability
         self._clock = clock
         self._keep = keep_runs
+        self._keep_for = keep_for
         self._lock = threading.RLock()
         self._lock_file: int | None = None
         self._closed = False
@@ -621,6 +637,28 @@ class SQLiteStore:
             self._task_row(db, task_id)
             return self._runs(db, "task_id = ? AND state = ? ORDER BY id", (task_id, _QUEUED))
 
+    def claim_state(self, task_id: str) -> ClaimState:
+        """Next due, whether a queue waits, and the runs in progress by start, at once."""
+        with self._read("claim_state") as db:
+            _, options_json, _, _, latest = self._task_row(db, task_id)
+            options = _options_of(options_json)
+            base = self._base(db, task_id, latest)
+            next_due = due_time(options, self._next_slot(task_id, options_json, options, base))
+            queued = db.execute(
+                "SELECT EXISTS (SELECT 1 FROM runs WHERE task_id = ? AND state = ?)",
+                (task_id, _QUEUED),
+            ).fetchone()[0]
+            running = self._runs(
+                db, "task_id = ? AND state = ? ORDER BY id", (task_id, _IN_PROGRESS)
+            )
+        scheduled = RunStatus.SCHEDULED
+        return ClaimState(
+            next_due=next_due,
+            has_queue=bool(queued),
+            unstarted=tuple(run for run in running if run.status is scheduled),
+            started=tuple(run for run in running if run.status is not scheduled),
+        )
+
     def finish_run(self, task_id: str, run_id: int) -> Run:
         """Take the run out of the in-progress set; scheduled runs advance latest completed."""
         with self._write("finish_run") as db:
@@ -649,10 +687,20 @@ class SQLiteStore:
             return run
 
     def _retain(self, db: sqlite3.Connection, task_id: str) -> None:
-        """Delete the oldest finished runs of the task once a batch is over the limit."""
+        """Delete the task's oldest finished runs once a batch is over ``keep_runs``, and
+        (every ``RETENTION_BATCH`` finishes) up to a batch of those older than ``keep_for``."""
+        (count,) = db.execute("SELECT finished_runs FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        if self._keep_for is not None and count % RETENTION_BATCH == 0:
+            cursor = db.execute(
+                "DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE task_id = ? "
+                "AND state = ? AND finished_at < ? ORDER BY id LIMIT ?)",
+                (task_id, _FINISHED, self._clock() - self._keep_for, RETENTION_BATCH),
+            )
+            if cursor.rowcount:
+                count -= cursor.rowcount
+                db.execute("UPDATE tasks SET finished_runs = ? WHERE id = ?", (count, task_id))
         if self._keep is None:
             return
-        (count,) = db.execute("SELECT finished_runs FROM tasks WHERE id = ?", (task_id,)).fetchone()
         if count < self._keep + RETENTION_BATCH:
             return
         (count,) = db.execute(

@@ -108,6 +108,7 @@ _UNKNOWN_TASK_CALLS: list[object] = [
     pytest.param(lambda s: s.next_due_run(_UNKNOWN), id="next_due_run"),
     pytest.param(lambda s: s.currently_running(_UNKNOWN), id="currently_running"),
     pytest.param(lambda s: s.manual_runs(_UNKNOWN), id="manual_runs"),
+    pytest.param(lambda s: s.claim_state(_UNKNOWN), id="claim_state"),
     pytest.param(lambda s: s.finish_run(_UNKNOWN, 1), id="finish_run"),
     pytest.param(
         lambda s: s.update_run_state(_UNKNOWN, 1, 1.0, RunStatus.STARTED), id="update_run_state"
@@ -816,6 +817,34 @@ class TaskStoreContract:
             assert slots == list(range(10, 10 * (2 * per_task + 1), 10))
             assert store.currently_running(task_id) == []
             assert store.next_due_run(task_id) == 10 * (2 * per_task + 1)
+
+    # -- claim_state ----------------------------------------------------------------------
+
+    def test_claim_state_reads_due_time_queue_and_runs_split_by_start(
+        self, store: TaskStore
+    ) -> None:
+        """claim_state: next_due as next_due_run, has_queue as manual_runs, and the runs in
+        progress split into unstarted (scheduled) and started (any other status), by id."""
+        store.add_task(make_task("t1", every=10), latest_completed=100)
+        empty = store.claim_state("t1")
+        assert (empty.next_due, empty.has_queue, empty.unstarted, empty.started) == (
+            110,
+            False,
+            (),
+            (),
+        )
+        never, started, recorded = (store.create_next_run("t1", 1_000).created for _ in range(3))
+        store.update_run_state("t1", started.run_id, 5.0, RunStatus.STARTED)
+        store.update_run_state("t1", recorded.run_id, 6.0, RunStatus.SUCCESS)
+        store.force_run("t1", 50)
+        state = store.claim_state("t1")
+        assert state.next_due == store.next_due_run("t1") == 140
+        assert state.has_queue
+        assert [run.id for run in state.unstarted] == [never.run_id]
+        assert [run.id for run in state.started] == sorted([started.run_id, recorded.run_id])
+        assert {run.id: run for run in state.in_progress} == {
+            run.id: run for run in store.currently_running("t1")
+        }
 
     # -- a restart ------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import attrs
 
 from protocols.contracts import TaskStore
 from protocols.errors import RunNotDueYet, TaskNotFound
-from protocols.model import Run, RunCreation, RunStatus
+from protocols.model import ClaimState, Run, RunCreation, RunStatus
 from protocols.testing.state_machine.recording import ForwardingStore
 
 __all__ = ["RUN_PATH", "FaultyStore", "StoreFault", "StoreUnavailable"]
@@ -48,7 +48,7 @@ class FaultyStore(ForwardingStore):
     """Forwards to ``inner``; :meth:`arm` makes the next calls of one kind raise.
 
     Thread-safe. The scheduler's manual-run calls (``force_run``, ``retry_run``) and
-    the reads at claim time can be armed too (``arm("next_due_run")``).
+    the reads at claim time can be armed too (``arm("claim_state")``).
     """
 
     def __init__(self, inner: TaskStore) -> None:
@@ -146,6 +146,10 @@ class FaultyStore(ForwardingStore):
     def next_due_run(self, task_id: str) -> int:
         """The inner store's, unless armed."""
         return self._call("next_due_run", lambda: self.inner.next_due_run(task_id), task_id)
+
+    def claim_state(self, task_id: str) -> ClaimState:
+        """The inner store's, unless armed."""
+        return self._call("claim_state", lambda: self.inner.claim_state(task_id), task_id)
 
     def force_run(self, task_id: str, scheduled_for: int) -> Run:
         """The inner store's, unless armed."""

@@ -17,7 +17,7 @@ import attrs
 
 from protocols.contracts import TaskStore
 from protocols.errors import RunNotDueYet
-from protocols.model import QueuedRun, Run, RunCreation, RunStatus, Task
+from protocols.model import ClaimState, QueuedRun, Run, RunCreation, RunStatus, Task
 
 __all__ = [
     "CREATE",
@@ -82,6 +82,10 @@ class ForwardingStore:
     def manual_runs(self, task_id: str) -> list[Run]:
         """The inner store's."""
         return self.inner.manual_runs(task_id)
+
+    def claim_state(self, task_id: str) -> ClaimState:
+        """The inner store's."""
+        return self.inner.claim_state(task_id)
 
     def add_run_log(self, task_id: str, run_id: int, when: float, message: str) -> None:
         """The inner store's."""
