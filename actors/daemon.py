@@ -77,6 +77,7 @@ from protocols import (
     ThreadExecutor,
 )
 from protocols.executors.routing import RoutingExecutor
+from protocols.options import parse_duration
 from protocols.stores.sqlite import Durability
 
 __all__ = [
@@ -138,6 +139,8 @@ class DaemonOptions:
     duration: float | None = None
     tick_interval: float = 0.1
     keep_runs: int = DEFAULT_KEEP_RUNS
+    keep_for: int | None = None
+    """Seconds a finished run is kept at least (None: no age limit)."""
     log_level: str = "info"
     db: str = DEFAULT_DB
     """The SQLite database (``":memory:"``: a memory store, nothing kept)."""
@@ -182,6 +185,7 @@ def _main(args: argparse.Namespace) -> int:
         duration=args.duration,
         tick_interval=args.tick_interval,
         keep_runs=args.keep_runs,
+        keep_for=args.keep_for,
         log_level=args.log_level,
         db=args.db,
         durability=args.durability,
@@ -275,6 +279,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_KEEP_RUNS,
         metavar="N",
         help=f"finished runs kept per task (default {DEFAULT_KEEP_RUNS})",
+    )
+    run.add_argument(
+        "--keep-for",
+        type=_duration,
+        default=None,
+        metavar="DURATION",
+        help="also delete finished runs older than DURATION (such as 30d; default: "
+        "no age limit), a batch at a time off the run path",
     )
     run.add_argument("--log-level", choices=tuple(_LEVELS), default="info", help="default info")
     check = commands.add_parser(
@@ -402,7 +414,12 @@ def _open_store(options: DaemonOptions, log: FilteringBoundLogger) -> MemoryStor
     if options.db == MEMORY_DB:
         log.info("store_opened", db=MEMORY_DB, kept_across_restarts=False)
         return MemoryStore(max_finished_runs=options.keep_runs)
-    store = SQLiteStore(options.db, durability=options.durability, keep_runs=options.keep_runs)
+    store = SQLiteStore(
+        options.db,
+        durability=options.durability,
+        keep_runs=options.keep_runs,
+        keep_for=options.keep_for,
+    )
     log.info(
         "store_opened",
         db=os.path.abspath(options.db),
@@ -826,6 +843,16 @@ class _SignalWaiter:
                 continue  # another signal with a Python handler, or a stale wake
             if deadline is not None and time.monotonic() >= deadline:
                 return None
+
+
+def _duration(text: str) -> int:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive duration such as 30d")
+    return seconds
 
 
 def _port(text: str) -> int:

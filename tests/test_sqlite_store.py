@@ -298,3 +298,24 @@ def test_a_locked_database_is_counted_survived_and_caught_up(path: Path, clock: 
         slots = [run.scheduled_for for run in store.find_runs("t1")]
         assert slots == [9, 8, 7, 6]
         assert {run.status for run in store.find_runs("t1")} == {RunStatus.SUCCESS}
+
+
+def test_keep_for_deletes_runs_finished_longer_ago_in_batches(path: Path, clock: FakeClock) -> None:
+    """keep_for: runs finished longer ago than that go, a batch at a time; recent ones stay."""
+    with SQLiteStore(path, clock=clock, keep_runs=None, keep_for=100.0) as store:
+        store.add_task(make_task("t1", every=1), latest_completed=0)
+
+        def finish_one() -> int:
+            run = store.create_next_run("t1", 10**6).created
+            store.update_run_state("t1", run.run_id, 1.0, RunStatus.SUCCESS)
+            store.finish_run("t1", run.run_id)
+            return run.run_id
+
+        old = [finish_one() for _ in range(RETENTION_BATCH - 1)]
+        clock.advance(1_000)
+        recent = [finish_one() for _ in range(RETENTION_BATCH)]  # the first one triggers
+        kept = {run.id for run in store.find_runs("t1")}
+        assert kept.isdisjoint(old)
+        assert set(recent) <= kept
+    with pytest.raises(ValueError, match="keep_for"):
+        SQLiteStore(path, keep_for=0)
