@@ -29,6 +29,10 @@ FIND = settings(
     phases=[Phase.generate],
     suppress_health_check=[HealthCheck.too_slow],
 )
+# Finding a broken store must not depend on luck: the same examples every run (a
+# change of the machine that stops one being found fails here every time, not once in
+# a while).
+CATCH = settings(FIND, derandomize=True)
 
 
 class SkipsMissedSlot(MemoryStore):
@@ -167,7 +171,7 @@ def test_state_machine_catches_a_broken_store(
 ) -> None:
     """run_scheduler_machine fails on a store that breaks the scheduling invariants."""
     with pytest.raises(AssertionError):
-        run_scheduler_machine(factory, scheduler_class=Scheduler, settings=FIND)
+        run_scheduler_machine(factory, scheduler_class=Scheduler, settings=CATCH)
 
 
 class _CancelIgnoringScheduler(Scheduler):
@@ -183,7 +187,7 @@ def test_state_machine_catches_a_broken_scheduler() -> None:
         run_scheduler_machine(
             lambda clock: MemoryStore(clock=clock),
             scheduler_class=_CancelIgnoringScheduler,
-            settings=FIND,
+            settings=CATCH,
         )
 
 
