@@ -319,3 +319,26 @@ def test_keep_for_deletes_runs_finished_longer_ago_in_batches(path: Path, clock:
         assert set(recent) <= kept
     with pytest.raises(ValueError, match="keep_for"):
         SQLiteStore(path, keep_for=0)
+
+
+def test_a_full_database_raises_store_error_and_loses_nothing_committed(
+    store: SQLiteStore,
+) -> None:
+    """SQLITE_FULL (a full disk, here a page cap) is a StoreError saying so; what was
+    committed stays, and writes work again once there is room."""
+    committed = store.force_run("t1", 100)
+    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+    store._db.execute(f"PRAGMA max_page_count = {pages}")
+    try:
+
+        def fill() -> None:
+            for slot in range(200, 20_000):
+                store.force_run("t1", slot)
+
+        with pytest.raises(StoreError, match="full") as full:
+            fill()
+        assert "free disk space" in str(full.value)
+        assert store.manual_runs("t1")[0].id == committed.id
+    finally:
+        store._db.execute("PRAGMA max_page_count = 1073741823")
+    assert store.force_run("t1", 50_000).scheduled_for == 50_000
