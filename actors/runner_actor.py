@@ -30,11 +30,13 @@ def _resumed_line(started_at: float) -> str:
 class RunnerActor(SafeActor):
     """One busy concurrency slot.
 
-    On :class:`Execute` it marks the run started, logs the script, and calls the
-    executor. It never waits on the promise: the promise's done-callback sends
-    :class:`PromiseDone`. It then records the outcome (state, log lines: the
-    statistics of a successful run as one JSON line when there are any, metrics),
-    always calls ``finish_run``, and tells its TaskActor :class:`RunFinished`.
+    On :class:`Execute` it marks the run started with its first log lines
+    (``start_run``, one atomic store step) and calls the executor. It never waits on
+    the promise: the promise's done-callback sends :class:`PromiseDone`. It then
+    records the outcome in one atomic step (``complete_run``: the log lines, the
+    statistics of a successful run as one JSON line when there are any, the terminal
+    status and the finish), updates the metrics, and tells its TaskActor
+    :class:`RunFinished`.
 
     Whatever fails on the way (the store, a metric, the logger, the executor's
     ``cancel``) is counted in ``task_scheduler_errors_counter`` by kind and the run
@@ -75,11 +77,12 @@ class RunnerActor(SafeActor):
         self._run = run
         self._promise = None
         now = self._started = self._clock()
-        self._store_call(self._store.update_run_state, run, now, RunStatus.STARTED)
+        started = self._started_line(run.script)
+        lines = (
+            (started,) if run.resumed_from is None else (_resumed_line(run.resumed_from), started)
+        )
+        self._store_call(self._store.start_run, run, now, lines)
         self._count(self._metrics.start_run, now - run.due_at)
-        if run.resumed_from is not None:
-            self._store_call(self._store.add_run_log, run, now, _resumed_line(run.resumed_from))
-        self._store_call(self._store.add_run_log, run, now, self._started_line(run.script))
         try:
             promise = self._executor.execute(run)
         except Exception as exc:
@@ -195,9 +198,8 @@ class RunnerActor(SafeActor):
         """Record the outcome; whatever fails on the way, the slot is freed."""
         try:
             now = self._clock()
-            for line in lines:
-                self._store_call(self._store.add_run_log, run, now, line)
-            self._store_call(self._store.update_run_state, run, now, status)
+            # One atomic step: the lines, the status and the finish, or none of them.
+            self._store_call(self._store.complete_run, run, now, status, lines)
             self._count(self._metrics.finish_run, status is RunStatus.SUCCESS, now - self._started)
             if error is not None:
                 self._metrics.scheduler.error(error_type(error))
@@ -220,7 +222,6 @@ class RunnerActor(SafeActor):
                     scheduled_for=run.scheduled_for,
                     status=status.value,
                 )
-            self._store_call(self._store.finish_run, run)
         finally:
             self._run = None
             self._promise = None

@@ -6,7 +6,7 @@ inheritance is needed. Pre- and post-conditions are documented once, here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from protocols.model import ClaimState, QueuedRun, Run, RunCreation, RunResult, RunStatus, Task
@@ -85,6 +85,21 @@ class TaskControlService(Protocol):
       statuses leave it.
     - ``add_run_log(task_id, run_id, when, message)`` of a run in progress: appends
       a line to its log, which ``find_run`` returns in order.
+    - ``start_run(task_id, run_id, when, lines)`` of a run in progress, in one atomic
+      step: status ``STARTED``, ``started_at`` ``when``, ``lines`` appended to its log
+      (at ``when``). A crash leaves all of it or none.
+    - ``complete_run(task_id, run_id, when, status, lines)`` of a run in progress, in
+      one atomic step: ``lines`` appended (at ``when``), the terminal ``status`` set,
+      and the run finished as by ``finish_run`` (out of the in-progress set, latest
+      completed advanced for a scheduled run, ``finished_at`` the current time);
+      returns the finished run. Idempotent: a run already finished is left as it is
+      and ``None`` returned, so a retried completion doubles nothing. A ``status``
+      that is not terminal raises :class:`ValueError`; a run never created or still
+      queued, :class:`~protocols.errors.RunNotFound`.
+
+    The scheduler's run path is ``create_next_run``, ``start_run``, ``complete_run``:
+    three atomic transitions per run. A run whose status a dead process recorded as
+    terminal without finishing it is completed on claim with ``finish_run``.
 
     Run ids are ``int`` and unique across the store. Unknown tasks raise
     :class:`~protocols.errors.TaskNotFound`, unknown runs (a run id is known only
@@ -109,6 +124,12 @@ class TaskControlService(Protocol):
     ) -> None: ...
 
     def add_run_log(self, task_id: str, run_id: int, when: float, message: str) -> None: ...
+
+    def start_run(self, task_id: str, run_id: int, when: float, lines: Sequence[str]) -> None: ...
+
+    def complete_run(
+        self, task_id: str, run_id: int, when: float, status: RunStatus, lines: Sequence[str]
+    ) -> Run | None: ...
 
 
 @runtime_checkable

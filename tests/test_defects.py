@@ -6,7 +6,7 @@ Each test failed on commit 325427f and names the defect it pins down.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -519,8 +519,10 @@ class _StallsOneCreate(MemoryStore):
         assert finished.wait(SETTLE), f"run {run_id} was never finished"
         raise OSError("create_next_run failed (_StallsOneCreate)")
 
-    def finish_run(self, task_id: str, run_id: int) -> Run:
-        run = super().finish_run(task_id, run_id)
+    def complete_run(
+        self, task_id: str, run_id: int, when: float, status: RunStatus, lines: Sequence[str]
+    ) -> Run | None:
+        run = super().complete_run(task_id, run_id, when, status, lines)
         event = self._finished.get(run_id)
         if event is not None:
             event.set()

@@ -39,7 +39,7 @@ import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from protocols.errors import (
     RunAlreadyQueued,
@@ -54,6 +54,18 @@ from protocols.options import TaskOptions
 from protocols.schedules import due_time, next_slot
 
 __all__ = ["DEFAULT_MAX_FINISHED_RUNS", "MemoryStore"]
+
+
+def _terminal(status: RunStatus) -> RunStatus:
+    """``status`` if terminal, else ValueError (complete_run's precondition)."""
+    status = RunStatus(status)
+    if not status.is_terminal:
+        raise ValueError(
+            f"complete_run needs a terminal status (success, failed or canceled), not "
+            f"{status.value!r}"
+        )
+    return status
+
 
 _STARTED = RunStatus.STARTED
 _SCHEDULED = RunStatus.SCHEDULED
@@ -343,21 +355,24 @@ class MemoryStore:
     def finish_run(self, task_id: str, run_id: int) -> Run:
         """Take the run out of the in-progress set; scheduled runs advance latest completed."""
         with self._lock:
-            record = self._task(task_id)
-            run = record.in_progress.pop(run_id, None)
-            if run is None:
-                raise RunNotFound(task_id, run_id)
-            run.finished = True
-            run.finished_at = self._clock()
-            run.log = tuple(run.log)
-            if not run.requested_at and run.scheduled_for > record.latest_completed:
-                record.latest_completed = run.scheduled_for
-            if self._max_finished is not None:
-                finished = record.finished
-                finished.append(run_id)
-                while len(finished) > self._max_finished:
-                    del record.runs[finished.popleft()]
-            return run.freeze()
+            return self._finish(self._task(task_id), run_id)
+
+    def _finish(self, record: _TaskRecord, run_id: int) -> Run:
+        """finish_run under the lock (complete_run's last part too)."""
+        run = record.in_progress.pop(run_id, None)
+        if run is None:
+            raise RunNotFound(record.task.id, run_id)
+        run.finished = True
+        run.finished_at = self._clock()
+        run.log = tuple(run.log)
+        if not run.requested_at and run.scheduled_for > record.latest_completed:
+            record.latest_completed = run.scheduled_for
+        if self._max_finished is not None:
+            finished = record.finished
+            finished.append(run_id)
+            while len(finished) > self._max_finished:
+                del record.runs[finished.popleft()]
+        return run.freeze()
 
     def update_run_state(self, task_id: str, run_id: int, when: float, status: RunStatus) -> None:
         """Set the run's status; ``STARTED`` also sets ``started_at``."""
@@ -373,6 +388,46 @@ class MemoryStore:
         entry = (float(when), str(message))
         with self._lock:
             self._run(task_id, run_id).add_log(*entry)
+
+    def start_run(self, task_id: str, run_id: int, when: float, lines: Sequence[str]) -> None:
+        """Status started, ``started_at``, and the lines, in one step (one lock hold)."""
+        when = float(when)
+        entries = [(when, str(line)) for line in lines]
+        with self._lock:
+            run = self._in_progress(task_id, run_id)
+            run.status = _STARTED
+            run.started_at = when
+            for entry in entries:
+                run.add_log(*entry)
+
+    def complete_run(
+        self, task_id: str, run_id: int, when: float, status: RunStatus, lines: Sequence[str]
+    ) -> Run | None:
+        """The lines, the terminal status and the finish, in one step; None if finished."""
+        status = _terminal(status)
+        when = float(when)
+        entries = [(when, str(line)) for line in lines]
+        with self._lock:
+            record = self._task(task_id)
+            run = record.runs.get(run_id)
+            if run is not None and run.finished:
+                return None
+            run = self._in_progress(task_id, run_id)
+            for entry in entries:
+                run.add_log(*entry)
+            run.status = status
+            return self._finish(record, run_id)
+
+    def _in_progress(self, task_id: str, run_id: int) -> _RunRecord:
+        run = self._task(task_id).in_progress.get(run_id)
+        if run is None:
+            self._run(task_id, run_id)  # RunNotFound for a run never created
+            raise RunNotFound(
+                task_id,
+                run_id,
+                f"run not found: run {run_id} of task {task_id!r} is not in progress",
+            )
+        return run
 
     # -- manual runs and run history ---------------------------------------------------
 

@@ -58,7 +58,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final, Literal
 
@@ -87,6 +87,7 @@ from protocols.model import (
 )
 from protocols.options import TaskOptions
 from protocols.schedules import due_time, next_slot
+from protocols.stores.memory import _terminal
 
 __all__ = ["RETENTION_BATCH", "SCHEMA_VERSION", "Durability", "SQLiteStore"]
 
@@ -662,29 +663,27 @@ class SQLiteStore:
     def finish_run(self, task_id: str, run_id: int) -> Run:
         """Take the run out of the in-progress set; scheduled runs advance latest completed."""
         with self._write("finish_run") as db:
-            row = self._run_row(db, task_id, run_id)
-            if row[7] != _IN_PROGRESS:
-                raise RunNotFound(
-                    task_id,
-                    run_id,
-                    f"run not found: run {run_id} of task {task_id!r} is not in progress",
-                )
-            finished_at = self._clock()
+            row = self._in_progress(db, task_id, run_id)
+            return self._finish(db, task_id, run_id, row)
+
+    def _finish(
+        self, db: sqlite3.Connection, task_id: str, run_id: int, row: tuple[Any, ...]
+    ) -> Run:
+        """finish_run's writes, in the caller's transaction."""
+        finished_at = self._clock()
+        db.execute(
+            "UPDATE runs SET state = ?, finished_at = ? WHERE id = ?",
+            (_FINISHED, finished_at, run_id),
+        )
+        if not row[4]:  # a scheduled run
             db.execute(
-                "UPDATE runs SET state = ?, finished_at = ? WHERE id = ?",
-                (_FINISHED, finished_at, run_id),
+                "UPDATE tasks SET latest_completed = max(latest_completed, ?) WHERE id = ?",
+                (row[3], task_id),
             )
-            if not row[4]:  # a scheduled run
-                db.execute(
-                    "UPDATE tasks SET latest_completed = max(latest_completed, ?) WHERE id = ?",
-                    (row[3], task_id),
-                )
-            db.execute(
-                "UPDATE tasks SET finished_runs = finished_runs + 1 WHERE id = ?", (task_id,)
-            )
-            self._retain(db, task_id)
-            (run,) = self._runs(db, "id = ?", (run_id,))
-            return run
+        db.execute("UPDATE tasks SET finished_runs = finished_runs + 1 WHERE id = ?", (task_id,))
+        self._retain(db, task_id)
+        (run,) = self._runs(db, "id = ?", (run_id,))
+        return run
 
     def _retain(self, db: sqlite3.Connection, task_id: str) -> None:
         """Delete the task's oldest finished runs once a batch is over ``keep_runs``, and
@@ -737,6 +736,55 @@ class SQLiteStore:
                 "INSERT INTO run_logs (run_id, at, message) VALUES (?, ?, ?)",
                 (run_id, float(when), str(message)),
             )
+
+    def start_run(self, task_id: str, run_id: int, when: float, lines: Sequence[str]) -> None:
+        """Status started, ``started_at`` and the lines, in one transaction."""
+        when = float(when)
+        with self._write("start_run") as db:
+            self._in_progress(db, task_id, run_id)
+            db.execute(
+                "UPDATE runs SET status = ?, started_at = ? WHERE id = ?",
+                (RunStatus.STARTED.value, when, run_id),
+            )
+            db.executemany(
+                "INSERT INTO run_logs (run_id, at, message) VALUES (?, ?, ?)",
+                [(run_id, when, str(line)) for line in lines],
+            )
+
+    def complete_run(
+        self, task_id: str, run_id: int, when: float, status: RunStatus, lines: Sequence[str]
+    ) -> Run | None:
+        """The lines, the terminal status and the finish, in one transaction; None if
+        the run was finished already (nothing changes)."""
+        status = _terminal(status)
+        when = float(when)
+        with self._write("complete_run") as db:
+            row = self._run_row(db, task_id, run_id)
+            if row[7] == _FINISHED:
+                return None
+            self._in_progress(db, task_id, run_id, row)
+            db.executemany(
+                "INSERT INTO run_logs (run_id, at, message) VALUES (?, ?, ?)",
+                [(run_id, when, str(line)) for line in lines],
+            )
+            db.execute("UPDATE runs SET status = ? WHERE id = ?", (status.value, run_id))
+            return self._finish(db, task_id, run_id, row)
+
+    def _in_progress(
+        self,
+        db: sqlite3.Connection,
+        task_id: str,
+        run_id: int,
+        row: tuple[Any, ...] | None = None,
+    ) -> tuple[Any, ...]:
+        row = self._run_row(db, task_id, run_id) if row is None else row
+        if row[7] != _IN_PROGRESS:
+            raise RunNotFound(
+                task_id,
+                run_id,
+                f"run not found: run {run_id} of task {task_id!r} is not in progress",
+            )
+        return row
 
     # -- manual runs and run history -----------------------------------------------------
 

@@ -109,6 +109,10 @@ _UNKNOWN_TASK_CALLS: list[object] = [
     pytest.param(lambda s: s.currently_running(_UNKNOWN), id="currently_running"),
     pytest.param(lambda s: s.manual_runs(_UNKNOWN), id="manual_runs"),
     pytest.param(lambda s: s.claim_state(_UNKNOWN), id="claim_state"),
+    pytest.param(lambda s: s.start_run(_UNKNOWN, 1, 1.0, ()), id="start_run"),
+    pytest.param(
+        lambda s: s.complete_run(_UNKNOWN, 1, 1.0, RunStatus.SUCCESS, ()), id="complete_run"
+    ),
     pytest.param(lambda s: s.finish_run(_UNKNOWN, 1), id="finish_run"),
     pytest.param(
         lambda s: s.update_run_state(_UNKNOWN, 1, 1.0, RunStatus.STARTED), id="update_run_state"
@@ -129,6 +133,10 @@ _UNKNOWN_RUN_CALLS: list[object] = [
     ),
     pytest.param(lambda s, r: s.add_run_log("t1", r, 1.0, "x"), id="add_run_log"),
     pytest.param(lambda s, r: s.retry_run("t1", r), id="retry_run"),
+    pytest.param(lambda s, r: s.start_run("t1", r, 1.0, ()), id="start_run"),
+    pytest.param(
+        lambda s, r: s.complete_run("t1", r, 1.0, RunStatus.SUCCESS, ()), id="complete_run"
+    ),
     pytest.param(lambda s, r: s.find_run("t1", r), id="find_run"),
 ]
 
@@ -817,6 +825,76 @@ class TaskStoreContract:
             assert slots == list(range(10, 10 * (2 * per_task + 1), 10))
             assert store.currently_running(task_id) == []
             assert store.next_due_run(task_id) == 10 * (2 * per_task + 1)
+
+    # -- the run transitions ----------------------------------------------------------------
+
+    def test_start_run_sets_started_and_its_lines_at_once(self, store: TaskStore) -> None:
+        """start_run: status started, started_at, and the lines appended, in order."""
+        store.add_task(make_task("t1", every=10), latest_completed=100)
+        run = store.create_next_run("t1", 1_000).created
+        store.start_run("t1", run.run_id, 7.5, ["resumed", "started"])
+        stored = store.find_run("t1", run.run_id)
+        assert stored.status is RunStatus.STARTED
+        assert stored.started_at == 7.5
+        assert [(line.when, line.message) for line in stored.log] == [
+            (7.5, "resumed"),
+            (7.5, "started"),
+        ]
+        assert [r.id for r in store.claim_state("t1").started] == [run.run_id]
+
+    def test_complete_run_records_the_outcome_and_finishes_at_once(
+        self, store: TaskStore, clock: FakeClock
+    ) -> None:
+        """complete_run: the lines, the terminal status and the finish (latest completed
+        advanced, finished_at the store's clock) in one step; the finished run returned."""
+        store.add_task(make_task("t1", every=10), latest_completed=100)
+        run = store.create_next_run("t1", 1_000).created
+        store.start_run("t1", run.run_id, 2.0, ["started"])
+        clock.set(2_000.0)
+        done = store.complete_run("t1", run.run_id, 3.0, RunStatus.FAILED, ["boom", "bye"])
+        assert done is not None
+        assert done.status is RunStatus.FAILED
+        assert done.finished_at == 2_000.0
+        assert [line.message for line in done.log] == ["started", "boom", "bye"]
+        assert store.find_run("t1", run.run_id) == done
+        assert store.currently_running("t1") == []
+        assert store.next_due_run("t1") == 120  # latest completed is 110 now
+
+    def test_complete_run_is_idempotent(self, store: TaskStore) -> None:
+        """complete_run: a run already finished is left as it is and None is returned."""
+        store.add_task(make_task("t1", every=10), latest_completed=100)
+        run = store.create_next_run("t1", 1_000).created
+        first = store.complete_run("t1", run.run_id, 3.0, RunStatus.SUCCESS, ["ok"])
+        again = store.complete_run("t1", run.run_id, 4.0, RunStatus.FAILED, ["again"])
+        assert again is None
+        assert store.find_run("t1", run.run_id) == first
+
+    def test_complete_run_of_a_manual_run_keeps_latest_completed(self, store: TaskStore) -> None:
+        """complete_run: like finish_run, only a scheduled run advances latest completed."""
+        store.add_task(make_task("t1", every=10), latest_completed=100)
+        store.force_run("t1", 500)
+        manual = store.create_next_run("t1", 1_000).created
+        store.complete_run("t1", manual.run_id, 3.0, RunStatus.SUCCESS, [])
+        assert store.next_due_run("t1") == 110
+
+    def test_complete_run_needs_a_terminal_status(self, store: TaskStore) -> None:
+        """complete_run: a status that is not terminal raises ValueError; nothing changes."""
+        store.add_task(make_task("t1", every=10), latest_completed=100)
+        run = store.create_next_run("t1", 1_000).created
+        with pytest.raises(ValueError, match="terminal"):
+            store.complete_run("t1", run.run_id, 3.0, RunStatus.STARTED, ["x"])
+        assert [r.id for r in store.currently_running("t1")] == [run.run_id]
+        assert store.find_run("t1", run.run_id).log == ()
+
+    def test_transitions_refuse_a_queued_run(self, store: TaskStore) -> None:
+        """start_run and complete_run: a manual run still queued is not in progress."""
+        store.add_task(make_task("t1", every=10), latest_completed=100)
+        queued = store.force_run("t1", 500)
+        with pytest.raises(RunNotFound):
+            store.start_run("t1", queued.id, 1.0, ["x"])
+        with pytest.raises(RunNotFound):
+            store.complete_run("t1", queued.id, 1.0, RunStatus.SUCCESS, ["x"])
+        assert [r.id for r in store.manual_runs("t1")] == [queued.id]
 
     # -- claim_state ----------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ failed and what the scheduler must have counted.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final, TypeVar
 
 import attrs
@@ -25,7 +25,7 @@ __all__ = ["RUN_PATH", "FaultyStore", "StoreFault", "StoreUnavailable"]
 T = TypeVar("T")
 
 #: The control-service calls a fault may be armed on (the scheduler's run path).
-RUN_PATH: Final = ("create_next_run", "update_run_state", "add_run_log", "finish_run")
+RUN_PATH: Final = ("create_next_run", "start_run", "complete_run", "finish_run")
 
 
 class StoreUnavailable(ConnectionError):
@@ -141,6 +141,28 @@ class FaultyStore(ForwardingStore):
         """The inner store's, unless armed."""
         return self._call(
             "finish_run", lambda: self.inner.finish_run(task_id, run_id), task_id, run_id
+        )
+
+    def start_run(self, task_id: str, run_id: int, when: float, lines: Sequence[str]) -> None:
+        """The inner store's, unless armed."""
+        self._call(
+            "start_run",
+            lambda: self.inner.start_run(task_id, run_id, when, lines),
+            task_id,
+            run_id,
+            RunStatus.STARTED,
+        )
+
+    def complete_run(
+        self, task_id: str, run_id: int, when: float, status: RunStatus, lines: Sequence[str]
+    ) -> Run | None:
+        """The inner store's, unless armed."""
+        return self._call(
+            "complete_run",
+            lambda: self.inner.complete_run(task_id, run_id, when, status, lines),
+            task_id,
+            run_id,
+            RunStatus(status),
         )
 
     def next_due_run(self, task_id: str) -> int:

@@ -40,6 +40,10 @@ class StepRecord:
     finishing: set[int]  # runs finish_run was called for in this step
 
 
+#: The store calls that write a run (a fault in one leaves the run's record a prefix).
+RUN_WRITES = ("update_run_state", "add_run_log", "finish_run", "start_run", "complete_run")
+
+
 class CheckedMachine(MachineBase):
     """:class:`~.base.MachineBase` plus the check after every step."""
 
@@ -293,13 +297,13 @@ class CheckedMachine(MachineBase):
                 elif fault.injected:
                     model.store_errors += 1
                     faulted.add(fault.task_id)
-            elif fault.call in ("update_run_state", "add_run_log", "finish_run"):
+            elif fault.call in RUN_WRITES:
                 model.store_errors += 1
                 run = model.runs.get(fault.run_id)
                 if run is None:
                     continue
                 run.faulted = True
-                if fault.call == "finish_run":
+                if fault.call in ("finish_run", "complete_run"):
                     if run.completing:
                         continue  # a claim's completion failed: the next claim tries again
                     run.unfinished = True

@@ -11,6 +11,7 @@ the recorder sees what the scheduler saw, or outside it to hide calls from it.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Final
 
 import attrs
@@ -91,6 +92,16 @@ class ForwardingStore:
         """The inner store's."""
         self.inner.add_run_log(task_id, run_id, when, message)
 
+    def start_run(self, task_id: str, run_id: int, when: float, lines: Sequence[str]) -> None:
+        """The inner store's."""
+        self.inner.start_run(task_id, run_id, when, lines)
+
+    def complete_run(
+        self, task_id: str, run_id: int, when: float, status: RunStatus, lines: Sequence[str]
+    ) -> Run | None:
+        """The inner store's."""
+        return self.inner.complete_run(task_id, run_id, when, status, lines)
+
     # -- the rest of the store ------------------------------------------------------
 
     def add_task(self, task: Task, *, latest_completed: int | None = None) -> None:
@@ -169,4 +180,20 @@ class RecordingStore(ForwardingStore):
         """The inner store's, recorded."""
         run = self.inner.finish_run(task_id, run_id)
         self._record(StoreEvent(FINISH, task_id, run_id))
+        return run
+
+    def start_run(self, task_id: str, run_id: int, when: float, lines: Sequence[str]) -> None:
+        """The inner store's, recorded as the state change to started."""
+        self.inner.start_run(task_id, run_id, when, lines)
+        self._record(StoreEvent(STATE, task_id, run_id, status=RunStatus.STARTED))
+
+    def complete_run(
+        self, task_id: str, run_id: int, when: float, status: RunStatus, lines: Sequence[str]
+    ) -> Run | None:
+        """The inner store's, recorded as the terminal state and the finish (when it
+        finished the run: a completion of a finished run changes nothing)."""
+        run = self.inner.complete_run(task_id, run_id, when, status, lines)
+        if run is not None:
+            self._record(StoreEvent(STATE, task_id, run_id, status=RunStatus(status)))
+            self._record(StoreEvent(FINISH, task_id, run_id))
         return run
