@@ -598,7 +598,7 @@ def test_a_group_left_by_a_dead_executor_is_killed_by_the_next_one(tmp_path: Pat
     successor = SubprocessExecutor(kill_grace=0.5, group_file=groups)
     try:
         assert successor.recovered == [pgid]
-        assert not _alive_pgid(pgid), "the recorded group outlived the recovery"
+        assert not _live_members(pgid), "the recorded group outlived the recovery"
         assert _pgids_in(groups) == set()
         killed = promise.wait(TIMEOUT)  # the dead executor's run failed: SIGKILLed
         assert isinstance(killed.error, CommandFailed)
@@ -606,21 +606,6 @@ def test_a_group_left_by_a_dead_executor_is_killed_by_the_next_one(tmp_path: Pat
     finally:
         successor.shutdown(cancel=True)
         dead.shutdown(cancel=True)
-
-
-def _alive_pgid(pgid: int) -> bool:
-    """True if a process of group ``pgid`` is alive and not a zombie (from /proc)."""
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            data = Path(f"/proc/{name}/stat").read_bytes()
-        except OSError:
-            continue
-        fields = data[data.rfind(b")") + 1 :].split()
-        if fields[0] not in (b"Z", b"X") and int(fields[2]) == pgid:
-            return True
-    return False
 
 
 def test_a_recorded_group_whose_id_was_reused_is_left_alone(tmp_path: Path) -> None:

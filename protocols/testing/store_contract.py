@@ -943,23 +943,20 @@ class TaskStoreContract:
         store.update_run_state("t1", running.run_id, 4.0, RunStatus.STARTED)
         store.force_run("t1", 500)
         store.force_run("t1", 400)
-        before: dict[str, Any] = {
-            "tasks": sorted(store.list_tasks(), key=lambda task: task.id),
-            "runs": store.find_runs("t1"),
-            "running": store.currently_running("t1"),
-            "queue": store.manual_runs("t1"),
-            "next_due": (store.next_due_run("t1"), store.next_due_run("t2")),
-            "run": store.find_run("t1", done.run_id),
-        }
+
+        def snapshot(store: TaskStore) -> dict[str, Any]:
+            return {
+                "tasks": sorted(store.list_tasks(), key=lambda task: task.id),
+                "runs": store.find_runs("t1"),
+                "running": store.currently_running("t1"),
+                "queue": store.manual_runs("t1"),
+                "next_due": (store.next_due_run("t1"), store.next_due_run("t2")),
+                "run": store.find_run("t1", done.run_id),
+            }
+
+        before = snapshot(store)
         store = self.reopen(store, clock)
-        after: dict[str, Any] = {
-            "tasks": sorted(store.list_tasks(), key=lambda task: task.id),
-            "runs": store.find_runs("t1"),
-            "running": store.currently_running("t1"),
-            "queue": store.manual_runs("t1"),
-            "next_due": (store.next_due_run("t1"), store.next_due_run("t2")),
-            "run": store.find_run("t1", done.run_id),
-        }
+        after = snapshot(store)
         assert after == before
         assert [line.message for line in after["run"].log] == ["started", "finished"]
         assert [run.scheduled_for for run in after["queue"]] == [500, 400]
