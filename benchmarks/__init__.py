@@ -2,6 +2,9 @@
 
 Scenarios: ``tick``, ``claim``, ``throughput``, ``latency`` (tickactors) and
 ``apscheduler`` (the latency, throughput and claim workloads on APScheduler 3.11).
+``throughput`` and ``latency`` also run tickactors on ``SQLiteStore`` (system
+``tickactors+sqlite``), and ``apscheduler`` runs the same two workloads with a
+``SQLAlchemyJobStore`` on SQLite (``apscheduler+sqlite``), the durable peer.
 Each is run ``--repeat`` times (default 3) and reported as median and min-max in
 ``results.json``, ``results.md`` and ``latency.png``. See :mod:`benchmarks.cli`.
 """

@@ -9,6 +9,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -40,6 +41,11 @@ Better = Literal["lower", "higher"]
 
 TICKACTORS = "tickactors"
 APSCHEDULER = "apscheduler"
+#: The same schedulers on a durable store: SQLiteStore, and SQLAlchemyJobStore on SQLite.
+TICKACTORS_SQLITE = "tickactors+sqlite"
+APSCHEDULER_SQLITE = "apscheduler+sqlite"
+#: Every system, in the order the report lists them.
+SYSTEMS = (TICKACTORS, TICKACTORS_SQLITE, APSCHEDULER, APSCHEDULER_SQLITE)
 
 #: One shared, immutable result: the executor allocates nothing per run but the promise.
 _OK = RunResult()
@@ -59,6 +65,12 @@ class Config:
     throughput_tasks: int = 1_000  # 1,000 tasks, concurrency 1 ...
     throughput_per_task: int = 50  # ... with this many due runs each
     throughput_single: int = 10_000  # 10,000 tasks with one due run each
+    #: The durable store (tickactors+sqlite) and peer (apscheduler+sqlite) run the
+    #: "N tasks, 1 run each" throughput case and the latency workload at these sizes.
+    sqlite_latency_sizes: tuple[int, ...] = (1_000,)
+    #: Tasks of apscheduler+sqlite's "N tasks, 1 run each" case (its case names the N;
+    #: lower it if a full-size case takes too long).
+    apscheduler_sqlite_single: int = 10_000
     claim_sizes: tuple[int, ...] = (1_000, 10_000, 100_000)
     timeout: float = 120.0
     progress: bool = True
@@ -78,6 +90,8 @@ class Config:
             throughput_tasks=100,
             throughput_per_task=20,
             throughput_single=500,
+            sqlite_latency_sizes=(100,),
+            apscheduler_sqlite_single=500,
             claim_sizes=(100, 1_000),
             timeout=30.0,
             progress=progress,
@@ -90,7 +104,7 @@ class Metric:
 
     workload: str  # tick | latency | throughput | claim
     case: str  # e.g. "N=10000, 1% due"
-    system: str  # tickactors | apscheduler
+    system: str  # one of SYSTEMS
     name: str  # e.g. "p99 lateness"
     unit: str
     better: Better
@@ -155,6 +169,11 @@ class Results:
 
     def get(self, workload: str, case: str, system: str, name: str) -> Metric | None:
         return self.metrics.get((workload, case, system, name))
+
+    def note(self, text: str) -> None:
+        """Add a note to the report (once: the same text again is ignored)."""
+        if text not in self.notes:
+            self.notes.append(text)
 
     def add_lateness(self, system: str, case: str, samples: Sequence[float]) -> None:
         pooled = self.lateness.setdefault((system, case), [])
@@ -325,9 +344,26 @@ PACKAGES = (
     "attrs",
     "croniter",
     "apscheduler",
+    "sqlalchemy",
     "tqdm",
     "matplotlib",
 )
+
+
+def temp_filesystem() -> str:
+    """Where ``tempfile.mkdtemp()`` puts the SQLite files: directory, file system, device."""
+    where = os.path.realpath(tempfile.gettempdir())
+    best = ("", "?", "?")
+    try:
+        with open("/proc/mounts") as f:
+            for line in f:
+                device, mount, fstype = line.split()[:3]
+                inside = where == mount or where.startswith(mount.rstrip("/") + "/")
+                if inside and len(mount) >= len(best[0]):
+                    best = (mount, fstype, device)
+    except (OSError, ValueError):
+        pass
+    return f"{where} on {best[1]} ({best[2]})"
 
 
 def machine_info() -> dict[str, Any]:
@@ -352,6 +388,7 @@ def machine_info() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "usable_cores": usable,
         "memory_bytes": _memory_total(),
+        "temp_dir": temp_filesystem(),
         "os": platform.platform(),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "packages": versions,

@@ -12,24 +12,43 @@ so lateness is measured like tickactors' (start minus due time).
   minus distinct runs executed, whatever the reason.
 - throughput: the same backlogs as tickactors'. APScheduler coalesces a backlog by
   default, so the jobs use ``coalesce=False, misfire_grace_time=None`` (and
-  ``max_instances=100`` for the "concurrency 100" case): every due slot runs.
-  Timed from ``resume()`` until the last execution event.
+  ``max_instances=100`` for the "concurrency 100" case): every due slot runs. The
+  trigger ends at the last slot of the backlog (``end_date``), so a job has exactly
+  its backlog's slots however long adding the jobs took (then it is removed).
+  Timed from ``resume()`` until the last execution event; "CPU per run" is the
+  process's CPU time over that (every thread) divided by the runs executed.
 - claim: ``add_job`` of N hourly jobs to a running scheduler.
+
+The durable peer (system ``apscheduler+sqlite``) is the same scheduler with a
+``SQLAlchemyJobStore(url="sqlite:///<file>")`` (the file in a fresh
+``tempfile.mkdtemp()`` directory, deleted after the case; SQLAlchemy's and SQLite's
+defaults otherwise) as its default job store, on the latency workload at
+``sqlite_latency_sizes`` and the "N tasks, 1 run each" throughput case at
+``apscheduler_sqlite_single`` tasks (the case's name states that N). The store
+pickles jobs: the job is the module-level :func:`noop_job`.
 """
 
 from __future__ import annotations
 
 import gc
+import os
+import shutil
+import tempfile
 import threading
 import time
 import tracemalloc
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.events import (  # type: ignore[import-untyped]
     EVENT_JOB_EXECUTED,
     EVENT_JOB_MAX_INSTANCES,
     EVENT_JOB_MISSED,
+)
+from apscheduler.jobstores.sqlalchemy import (  # type: ignore[import-untyped]
+    SQLAlchemyJobStore,
 )
 from apscheduler.schedulers.background import (  # type: ignore[import-untyped]
     BackgroundScheduler,
@@ -41,6 +60,7 @@ from benchmarks import latency as latency_scenario
 from benchmarks import throughput as throughput_scenario
 from benchmarks._common import (
     APSCHEDULER,
+    APSCHEDULER_SQLITE,
     Config,
     Progress,
     Results,
@@ -95,32 +115,91 @@ class _Recorder:
                 self.max_instances += 1
 
 
-def _scheduler(recorder: _Recorder) -> Any:
-    sched = BackgroundScheduler(timezone=UTC)
+def _scheduler(recorder: _Recorder, jobstores: dict[str, Any] | None = None) -> Any:
+    sched = BackgroundScheduler(timezone=UTC, jobstores=jobstores or {})
     sched.add_listener(recorder, EVENT_JOB_EXECUTED | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
     return sched
 
 
+@contextmanager
+def _jobstores(results: Results, durable: bool) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(system, job stores) for a scheduler; a durable one's file is deleted after.
+
+    Shut the scheduler down inside the block: that disposes of the store's engine.
+    """
+    if not durable:
+        yield APSCHEDULER, {}
+        return
+    directory = tempfile.mkdtemp(prefix="apscheduler-bench-")
+    try:
+        store = SQLAlchemyJobStore(url=f"sqlite:///{os.path.join(directory, 'jobs.sqlite')}")
+        _note_sqlite_settings(results, store)
+        yield APSCHEDULER_SQLITE, {"default": store}
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+_SYNCHRONOUS = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+
+
+def _note_sqlite_settings(results: Results, store: Any) -> None:
+    """Say once how the durable peer's SQLite file is set up (as SQLAlchemy leaves it)."""
+    with store.engine.connect() as conn:
+        journal = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+        sync = conn.exec_driver_sql("PRAGMA synchronous").scalar()
+    results.note(
+        f"{APSCHEDULER_SQLITE}: SQLAlchemyJobStore(url='sqlite:///<file in a fresh "
+        f"temporary directory>'), SQLite as SQLAlchemy opens it (journal_mode="
+        f"{journal}, synchronous={_SYNCHRONOUS.get(sync, sync)}); one commit per job "
+        "added, updated after a run or removed."
+    )
+
+
+def _plan(cfg: Config) -> tuple[list[tuple[int, bool]], list[tuple[str, int, int, int, bool]]]:
+    """Latency (N, durable) and throughput (case, N, concurrency, runs, durable) cases.
+
+    A case that runs on both stores runs on both in each repeat, back to back.
+    """
+    latency = [
+        (n, durable)
+        for n, stores in latency_scenario.plan(cfg)
+        for durable in (False, True)
+        if ("sqlite" if durable else "memory") in stores
+    ]
+    throughput: list[tuple[str, int, int, int, bool]] = [
+        (*case, False) for case in throughput_scenario.cases(cfg)
+    ]
+    throughput.append((*throughput_scenario.single_case(cfg.apscheduler_sqlite_single), True))
+    return latency, throughput
+
+
 def steps(cfg: Config) -> int:
+    latency, throughput = _plan(cfg)
     return (
-        len(cfg.latency_sizes) * cfg.repeat
-        + len(throughput_scenario.cases(cfg)) * cfg.repeat
+        len(latency) * cfg.repeat
+        + len(throughput) * cfg.repeat
         + len(cfg.claim_sizes) * (cfg.repeat + 1)
     )
 
 
 def run(cfg: Config, results: Results, progress: Progress) -> None:
-    for n in cfg.latency_sizes:
+    latency, throughput = _plan(cfg)
+    # Sizes measured on both stores alternate, repeat by repeat (like tickactors').
+    for n in dict.fromkeys(n for n, _ in latency):
         for r in range(cfg.repeat):
-            progress.step(
-                f"apscheduler latency N={n:,} ({r + 1}/{cfg.repeat}, {cfg.latency_window:g} s)"
-            )
-            _latency(cfg, results, n)
-            progress.done()
-    for case, n, concurrency, per_task in throughput_scenario.cases(cfg):
+            for durable in (d for m, d in latency if m == n):
+                label = " on sqlite" if durable else ""
+                progress.step(
+                    f"apscheduler latency N={n:,}{label} "
+                    f"({r + 1}/{cfg.repeat}, {cfg.latency_window:g} s)"
+                )
+                _latency(cfg, results, n, durable)
+                progress.done()
+    for case, n, concurrency, per_task, durable in throughput:
         for r in range(cfg.repeat):
-            progress.step(f"apscheduler throughput {case} ({r + 1}/{cfg.repeat})")
-            _throughput(cfg, results, case, n, concurrency, per_task)
+            label = " on sqlite" if durable else ""
+            progress.step(f"apscheduler throughput {case}{label} ({r + 1}/{cfg.repeat})")
+            _throughput(cfg, results, case, n, concurrency, per_task, durable)
             progress.done()
     for n in cfg.claim_sizes:
         for r in range(cfg.repeat):
@@ -132,36 +211,37 @@ def run(cfg: Config, results: Results, progress: Progress) -> None:
         progress.done()
 
 
-def _latency(cfg: Config, results: Results, n: int) -> None:
+def _latency(cfg: Config, results: Results, n: int, durable: bool = False) -> None:
     recorder = _Recorder()
-    sched = _scheduler(recorder)
-    sched.start(paused=True)
-    try:
-        # Adding jobs to a paused scheduler; their first slot is a whole second to come.
-        first = int(time.time()) + 2 + n // 5_000
-        trigger_start = _utc(first)
-        for i in range(n):
-            sched.add_job(
-                noop_job,
-                IntervalTrigger(seconds=1, start_date=trigger_start, timezone=UTC),
-                id=f"t{i}",
+    with _jobstores(results, durable) as (system, jobstores):
+        sched = _scheduler(recorder, jobstores)
+        sched.start(paused=True)
+        try:
+            # Adding jobs to a paused scheduler; their first slot is a whole second to come.
+            first = int(time.time()) + 2 + n // 5_000
+            trigger_start = _utc(first)
+            for i in range(n):
+                sched.add_job(
+                    noop_job,
+                    IntervalTrigger(seconds=1, start_date=trigger_start, timezone=UTC),
+                    id=f"t{i}",
+                )
+            start = max(first, int(time.time()) + 2)
+            end = start + int(cfg.latency_window)
+            recorder.window = (start, end)
+            expected = n * (end - start)
+            sched.resume()
+            sleep_until_wall(end + 0.5)
+            wait_until(
+                lambda: len(recorder.records) + recorder.missed_in_window >= expected,
+                time.monotonic() + latency_scenario.LATE_GRACE,
             )
-        start = max(first, int(time.time()) + 2)
-        end = start + int(cfg.latency_window)
-        recorder.window = (start, end)
-        expected = n * (end - start)
-        sched.resume()
-        sleep_until_wall(end + 0.5)
-        wait_until(
-            lambda: len(recorder.records) + recorder.missed_in_window >= expected,
-            time.monotonic() + latency_scenario.LATE_GRACE,
-        )
-        recorder.window = None
-    finally:
-        sched.shutdown(wait=True)
+            recorder.window = None
+        finally:
+            sched.shutdown(wait=True)
     latency_scenario.record_window(
         results,
-        APSCHEDULER,
+        system,
         latency_scenario.case_name(n),
         recorder.records,
         expected,
@@ -170,43 +250,52 @@ def _latency(cfg: Config, results: Results, n: int) -> None:
 
 
 def _throughput(
-    cfg: Config, results: Results, case: str, n: int, concurrency: int, per_task: int
+    cfg: Config,
+    results: Results,
+    case: str,
+    n: int,
+    concurrency: int,
+    per_task: int,
+    durable: bool = False,
 ) -> None:
     recorder = _Recorder()
-    sched = _scheduler(recorder)
-    sched.start(paused=True)
-    now = int(time.time())
-    first = _utc(now - per_task + 1)  # slots now-per_task+1 ... now: per_task due each
-    try:
-        for i in range(n):
-            sched.add_job(
-                noop_job,
-                IntervalTrigger(seconds=1, start_date=first, timezone=UTC),
-                id=f"t{i}",
-                next_run_time=first,  # else a past start_date skips to the next slot
-                coalesce=False,
-                misfire_grace_time=None,
-                max_instances=concurrency,
-            )
-        expected = n * per_task
-        with gc_quiet():
-            t0 = time.perf_counter()
-            sched.resume()
-            done = wait_until(
-                lambda: recorder.executed >= expected, time.monotonic() + cfg.timeout, 0.001
-            )
-            elapsed = time.perf_counter() - t0
-        executed = recorder.executed
-    finally:
-        sched.shutdown(wait=False)
-    # Slots that came due while draining also run: count only the backlog.
-    executed = min(executed, expected)
+    with _jobstores(results, durable) as (system, jobstores):
+        sched = _scheduler(recorder, jobstores)
+        sched.start(paused=True)
+        now = int(time.time())
+        first = _utc(now - per_task + 1)  # slots now-per_task+1 ... now: per_task due each
+        last = first + timedelta(seconds=per_task - 1)  # and no more, however long adding takes
+        try:
+            for i in range(n):
+                sched.add_job(
+                    noop_job,
+                    IntervalTrigger(seconds=1, start_date=first, end_date=last, timezone=UTC),
+                    id=f"t{i}",
+                    next_run_time=first,  # else a past start_date skips to the next slot
+                    coalesce=False,
+                    misfire_grace_time=None,
+                    max_instances=concurrency,
+                )
+            expected = n * per_task
+            with gc_quiet():
+                cpu0 = time.process_time()
+                t0 = time.perf_counter()
+                sched.resume()
+                done = wait_until(
+                    lambda: recorder.executed >= expected, time.monotonic() + cfg.timeout, 0.001
+                )
+                elapsed = time.perf_counter() - t0
+                cpu = time.process_time() - cpu0
+            executed = recorder.executed
+        finally:
+            # A durable store's engine is disposed of once the current pass is over.
+            sched.shutdown(wait=False)
+    executed = min(executed, expected)  # the trigger ends at the backlog: no more run
     if not done:
         results.errors.append(
-            f"apscheduler throughput {case}: {executed:,} of {expected:,} runs in {elapsed:.1f} s"
+            f"{system} throughput {case}: {executed:,} of {expected:,} runs in {elapsed:.1f} s"
         )
-    results.add("throughput", case, APSCHEDULER, "runs/s", executed / elapsed, "runs/s", "higher")
-    results.add("throughput", case, APSCHEDULER, "drain time", elapsed, "s")
+    throughput_scenario.record_drain(results, case, system, executed, elapsed, cpu)
 
 
 def _add_idle_jobs(sched: Any, n: int) -> None:

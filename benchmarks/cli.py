@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import shlex
 import sys
@@ -43,13 +44,15 @@ def run(
     progress: bool = True,
     command: str | None = None,
     on_write: Callable[[list[Path]], None] | None = None,
+    latency_sizes: Sequence[int] | None = None,
 ) -> Path:
     """Run ``scenarios`` (all when empty) and write the outputs into ``out``.
 
     ``out`` defaults to ``benchmarks/results/<timestamp>/``. The outputs are
     rewritten after every step, so an interrupted run keeps what it measured.
     A scenario that raises is recorded under "Errors" and the others still run.
-    Returns the output directory.
+    ``latency_sizes`` replaces the latency workload's sizes on MemoryStore (the
+    durable store's stay ``Config.sqlite_latency_sizes``). Returns the output directory.
     """
     names = list(scenarios) or list(SCENARIOS)
     unknown = [n for n in names if n not in SCENARIOS]
@@ -59,6 +62,10 @@ def run(
     cfg = Config.make(quick=quick, repeat=repeat, progress=progress)
     if cfg.repeat < 1:
         raise ValueError("repeat must be at least 1")
+    if latency_sizes is not None:
+        if not latency_sizes or min(latency_sizes) < 1:
+            raise ValueError("latency sizes must be positive task counts")
+        cfg = dataclasses.replace(cfg, latency_sizes=tuple(latency_sizes))
     if out is None:
         out = RESULTS_ROOT / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     results = Results()
@@ -96,6 +103,17 @@ def run(
     return out
 
 
+def _sizes(text: str) -> tuple[int, ...]:
+    """``"1000"`` or ``"100,1_000"``: positive task counts."""
+    try:
+        sizes = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of task counts: {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"task counts must be positive: {text!r}")
+    return sizes
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
@@ -120,6 +138,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="directory for results.json/results.md/latency.png "
         "(default benchmarks/results/<timestamp>/)",
     )
+    parser.add_argument(
+        "--latency-sizes",
+        type=_sizes,
+        default=None,
+        metavar="N[,N...]",
+        help="task counts of the latency workload on MemoryStore and APScheduler's "
+        "memory job store (default 100,1000,10000,20000; --quick: 100); the SQLite "
+        "runs keep theirs (1000; --quick: 100)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     unknown = [s for s in args.scenarios if s not in SCENARIOS]
@@ -135,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out=args.out,
         progress=not args.no_progress,
         command=command.strip(),
+        latency_sizes=args.latency_sizes,
     )
     print(f"results in {out}")
     print((out / "results.md").read_text())

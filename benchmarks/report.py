@@ -9,7 +9,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import APSCHEDULER, TICKACTORS, Config, Metric, Results
+from benchmarks._common import (
+    APSCHEDULER,
+    APSCHEDULER_SQLITE,
+    SYSTEMS,
+    TICKACTORS,
+    TICKACTORS_SQLITE,
+    Config,
+    Metric,
+    Results,
+)
 
 __all__ = ["Target", "evaluate_targets", "write_all"]
 
@@ -89,16 +98,76 @@ def _ratio_target(
     bound: float,
     *,
     at_least: bool,
+    ours_system: str = TICKACTORS,
+    theirs_system: str = APSCHEDULER,
+    theirs_case: str | None = None,
 ) -> None:
-    ours = results.get(workload, case, TICKACTORS, name)
-    theirs = results.get(workload, case, APSCHEDULER, name)
+    """``ours_system``'s median over ``theirs_system``'s (in ``theirs_case``, default
+    the same case), against ``bound``."""
+    other = case if theirs_case is None else theirs_case
+    ours = results.get(workload, case, ours_system, name)
+    theirs = results.get(workload, other, theirs_system, name)
     if ours is None or theirs is None or not theirs.median:
         out.append(Target(target, case, "not measured", f"{bound:g}x", None))
         return
     ratio = ours.median / theirs.median
     met = ratio >= bound if at_least else ratio <= bound
-    measured = f"{fmt(ours.median)} vs {fmt(theirs.median)} {ours.unit}: {ratio:.2f}x"
+    where = "" if other == case else f" ({theirs_system}: {other})"
+    measured = f"{fmt(ours.median)} vs {fmt(theirs.median)} {ours.unit}{where}: {ratio:.2f}x"
     out.append(Target(target, case, measured, f"{'≥' if at_least else '≤'} {bound:g}x", met))
+
+
+def _durable_targets(out: list[Target], results: Results) -> None:
+    """SQLiteStore against MemoryStore, and against APScheduler on SQLite."""
+    thr_cases = _sizes(results, "throughput", TICKACTORS_SQLITE, "runs/s")
+    if not thr_cases:
+        for target, bound in (
+            ("SQLiteStore throughput ≥ 0.5x MemoryStore's", 0.5),
+            ("SQLiteStore throughput ≥ 5x APScheduler+SQLite", 5.0),
+        ):
+            out.append(Target(target, "", "not measured", f"≥ {bound:g}x", None))
+    peer_cases = _sizes(results, "throughput", APSCHEDULER_SQLITE, "runs/s")
+    for case in thr_cases:
+        _ratio_target(
+            out,
+            results,
+            "throughput",
+            case,
+            "runs/s",
+            "SQLiteStore throughput ≥ 0.5x MemoryStore's",
+            0.5,
+            at_least=True,
+            ours_system=TICKACTORS_SQLITE,
+            theirs_system=TICKACTORS,
+        )
+        # The peer may have run the case at a smaller N (its case says which).
+        peer = case if case in peer_cases else next(iter(peer_cases), case)
+        _ratio_target(
+            out,
+            results,
+            "throughput",
+            case,
+            "runs/s",
+            "SQLiteStore throughput ≥ 5x APScheduler+SQLite",
+            5.0,
+            at_least=True,
+            ours_system=TICKACTORS_SQLITE,
+            theirs_system=APSCHEDULER_SQLITE,
+            theirs_case=peer,
+        )
+    for case in _sizes(results, "latency", TICKACTORS_SQLITE, "p99 lateness") or ["N=1,000"]:
+        _ratio_target(
+            out,
+            results,
+            "latency",
+            case,
+            "p99 lateness",
+            "SQLiteStore lateness p99 ≤ 1.2x MemoryStore's",
+            1.2,
+            at_least=False,
+            ours_system=TICKACTORS_SQLITE,
+            theirs_system=TICKACTORS,
+        )
 
 
 def evaluate_targets(results: Results, cfg: Config) -> list[Target]:
@@ -224,6 +293,7 @@ def evaluate_targets(results: Results, cfg: Config) -> list[Target]:
             1.0,
             at_least=False,
         )
+    _durable_targets(out, results)
     # An idle tick under 50 µs whatever N.
     idle = [
         m
@@ -266,6 +336,7 @@ def _machine_lines(machine: dict[str, Any]) -> list[str]:
         f"- OS: {machine['os']}; {machine['python']}",
         f"- Packages: {packages}",
         f"- Commit: {machine.get('commit')}{dirty}; load average at start: {load}",
+        f"- SQLite files (tickactors+sqlite, apscheduler+sqlite) in: {machine.get('temp_dir')}",
     ]
 
 
@@ -287,7 +358,7 @@ def markdown(meta: dict[str, Any], results: Results, targets: list[Target]) -> s
         [[t.target, t.case, t.measured, t.threshold, mark[t.met]] for t in targets],
     )
     for workload in WORKLOADS:
-        metrics = [m for m in results.metrics.values() if m.workload == workload]
+        metrics = _by_case(m for m in results.metrics.values() if m.workload == workload)
         if not metrics:
             continue
         lines += ["", f"## {TITLES[workload]}", ""]
@@ -306,11 +377,83 @@ def markdown(meta: dict[str, Any], results: Results, targets: list[Target]) -> s
             ["workload", "case", "metric", "tickactors", "APScheduler", "ratio", "better is"],
             compare,
         )
+    stores = _stores(results)
+    if stores:
+        lines += [
+            "",
+            "## Stores side by side: MemoryStore vs SQLiteStore, and APScheduler on each (medians)",
+            "",
+        ]
+        lines += _table(
+            [
+                "workload",
+                "case",
+                "metric",
+                TICKACTORS,
+                TICKACTORS_SQLITE,
+                "sqlite / memory",
+                APSCHEDULER,
+                APSCHEDULER_SQLITE,
+                f"{TICKACTORS_SQLITE} / {APSCHEDULER_SQLITE}",
+                "better is",
+            ],
+            stores,
+        )
     if results.notes:
         lines += ["", "## Notes", "", *[f"- {note}" for note in results.notes]]
     if results.errors:
         lines += ["", "## Errors and anomalies", "", *[f"- {e}" for e in results.errors]]
     return "\n".join(lines) + "\n"
+
+
+def _by_case(metrics: Iterable[Metric]) -> list[Metric]:
+    """Cases in the order first recorded; within one, systems in the order of SYSTEMS."""
+    listed = list(metrics)
+    first: dict[str, int] = {}
+    for metric in listed:
+        first.setdefault(metric.case, len(first))
+    rank = {system: i for i, system in enumerate(SYSTEMS)}
+    return sorted(listed, key=lambda m: (first[m.case], rank.get(m.system, len(rank))))
+
+
+def _ratio(ours: Metric | None, theirs: Metric | None) -> str:
+    if ours is None or theirs is None or not theirs.median:
+        return "n/a"
+    ratio = ours.median / theirs.median
+    return "n/a" if math.isnan(ratio) else f"{ratio:.2f}x"
+
+
+def _stores(results: Results) -> list[list[str]]:
+    """Every figure measured on a durable store, with the same figure on the others."""
+    keys: dict[tuple[str, str, str], Metric] = {}
+    for metric in results.metrics.values():
+        if metric.system in (TICKACTORS_SQLITE, APSCHEDULER_SQLITE):
+            keys.setdefault((metric.workload, metric.case, metric.name), metric)
+    rows = []
+    for (workload, case, name), metric in keys.items():
+        memory, sqlite, peer, durable_peer = (
+            results.get(workload, case, system, name)
+            for system in (TICKACTORS, TICKACTORS_SQLITE, APSCHEDULER, APSCHEDULER_SQLITE)
+        )
+        rows.append(
+            [
+                workload,
+                case,
+                f"{name} ({metric.unit})",
+                _median(memory),
+                _median(sqlite),
+                _ratio(sqlite, memory),
+                _median(peer),
+                _median(durable_peer),
+                _ratio(sqlite, durable_peer),
+                metric.better,
+            ]
+        )
+    return rows
+
+
+def _median(metric: Metric | None) -> str:
+    return "—" if metric is None else fmt(metric.median)
 
 
 def _comparisons(results: Results) -> list[list[str]]:
@@ -337,7 +480,7 @@ def _comparisons(results: Results) -> list[list[str]]:
 
 
 def chart(results: Results, path: Path) -> bool:
-    """CDFs of lateness per N, tickactors and APScheduler on the same axes."""
+    """CDFs of lateness per N, every system (and store) on the same axes."""
     if not results.lateness:
         return False
     import matplotlib
@@ -348,7 +491,7 @@ def chart(results: Results, path: Path) -> bool:
     cases = sorted({case for _, case in results.lateness}, key=_n)
     fig, axes = plt.subplots(1, len(cases), figsize=(5 * len(cases), 4), squeeze=False)
     for ax, case in zip(axes[0], cases, strict=True):
-        for system in (TICKACTORS, APSCHEDULER):
+        for system in SYSTEMS:
             samples = results.lateness.get((system, case))
             if not samples:
                 continue

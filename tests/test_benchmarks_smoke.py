@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,10 +42,43 @@ def test_quick_run_writes_json_markdown_and_chart(tmp_path: Path) -> None:
     assert missed
     assert max(missed) == 0
 
+    # The durable store and the durable peer: throughput (with CPU per run, as every
+    # system has) and latency rows, and the ratios the issue sets as targets.
+    def metric(workload: str, system: str, name: str) -> dict[str, Any]:
+        found = [
+            m
+            for m in doc["metrics"]
+            if (m["workload"], m["system"], m["name"]) == (workload, system, name)
+        ]
+        assert len(found) == 1, (workload, system, name, found)
+        return found[0]
+
+    for system in ("tickactors+sqlite", "apscheduler+sqlite"):
+        assert metric("throughput", system, "runs/s")["median"] > 0
+        assert metric("latency", system, "runs executed")["median"] > 0  # lateness samples
+        assert math.isfinite(metric("latency", system, "p99 lateness")["median"])
+        assert 0 < metric("latency", system, "started within 1 s")["median"] <= 100
+    for system in ("tickactors", "tickactors+sqlite", "apscheduler", "apscheduler+sqlite"):
+        cpu = [
+            m
+            for m in doc["metrics"]
+            if (m["workload"], m["system"], m["name"]) == ("throughput", system, "CPU per run")
+        ]
+        assert cpu, system
+        assert all(m["median"] > 0 for m in cpu), cpu
+    durable = {t["target"]: t for t in doc["targets"] if "SQLiteStore" in t["target"]}
+    assert set(durable) == {
+        "SQLiteStore throughput ≥ 0.5x MemoryStore's",
+        "SQLiteStore throughput ≥ 5x APScheduler+SQLite",
+        "SQLiteStore lateness p99 ≤ 1.2x MemoryStore's",
+    }
+    assert all(t["met"] is not None for t in durable.values()), durable  # all measured
+
     markdown = (out / "results.md").read_text()
     assert markdown.startswith("# tickactors benchmarks")
     assert "## Targets" in markdown
     assert "| case | system | metric | median | min-max | unit |" in markdown
+    assert "tickactors+sqlite / apscheduler+sqlite" in markdown
 
     png = (out / "latency.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
