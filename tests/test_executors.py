@@ -654,3 +654,21 @@ def test_a_resumed_run_tells_its_command_when_it_first_started(
     again = procs.execute(attrs.evolve(make_run(script), resumed_from=12.5))
     assert fresh.statistics["stdout_tail"] == "none\n"
     assert again.wait(TIMEOUT).statistics["stdout_tail"] == "12.5\n"
+
+
+def test_a_command_whose_executor_died_before_recording_it_never_runs(tmp_path: Path) -> None:
+    """The gate: a command started with a group file runs only once its group is
+    recorded; if the executor dies first (its end of the gate closes unwritten), the
+    command exits 125 without running."""
+    from protocols.executors.subprocess import _GATE
+
+    marker = tmp_path / "ran"
+    for recorded, code, ran in ((False, 125, False), (True, 0, True)):
+        read, write = os.pipe()
+        proc = subprocess.Popen(["/bin/sh", "-c", _GATE, "/bin/sh", f"touch {marker}"], stdin=read)
+        os.close(read)
+        if recorded:
+            os.write(write, b"\n")
+        os.close(write)
+        assert proc.wait(TIMEOUT) == code
+        assert marker.exists() is ran

@@ -10,7 +10,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import IO, Any
+from typing import IO, Any, Final
 
 import structlog
 
@@ -163,22 +163,43 @@ class SubprocessExecutor:
                 raise _shut_down()
             self._forget_ended_groups()
             started = time.monotonic()
-            proc = subprocess.Popen(
-                [self.shell, "-c", run.script],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=env,
-                cwd=self.cwd,
-                start_new_session=True,
-            )
+            if self.group_file is None:
+                argv, gate = [self.shell, "-c", run.script], None
+            else:
+                # The command waits at a gate until its group is in the group file: if
+                # this process dies before (kill -9), the gate reads EOF and the command
+                # never runs, so no command can outlive us unrecorded.
+                gate = os.pipe()
+                argv = [self.shell, "-c", _GATE, self.shell, run.script]
+            try:
+                proc = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL if gate is None else gate[0],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    env=env,
+                    cwd=self.cwd,
+                    start_new_session=True,
+                )
+            except BaseException:
+                if gate is not None:
+                    os.close(gate[0])
+                    os.close(gate[1])
+                raise
             promise = Promise(run)
             child = _Child(proc, promise, self.kill_grace, self.output_limit, started)
             child.on_group_gone = self._forget
             self._groups[proc.pid] = child
-            if self.group_file is not None:
+            if gate is not None:
+                os.close(gate[0])
                 child.start_time = _start_time(proc.pid) or 0
                 self._record_group(proc.pid, child.start_time)
+                try:
+                    os.write(gate[1], b"\n")  # recorded: the command may run
+                except OSError:
+                    pass  # it died already: the watcher reports how
+                finally:
+                    os.close(gate[1])
         promise.set_running()
         try:
             threading.Thread(
@@ -321,6 +342,13 @@ class SubprocessExecutor:
             os.replace(temporary, self.group_file)
         except OSError as exc:
             _log.warning("group file not written", path=self.group_file, error=str(exc))
+
+
+#: What a command started with a group file runs first: wait until the executor has
+#: recorded the group (a line on stdin, the gate), or exit 125 unrun if the executor
+#: died first (EOF); then run the script ($1) as ``shell -c script`` would, with stdin
+#: from /dev/null as every command has.
+_GATE: Final = 'read -r _ || exit 125; exec "$0" -c "$1" </dev/null'
 
 
 def kill_recorded_groups(path: str, *, timeout: float = REAP_TIMEOUT) -> list[int]:
