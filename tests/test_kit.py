@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import attrs
 import pytest
@@ -65,13 +65,22 @@ class ServesManualLast(MemoryStore):
 
 
 class ForgetsLatestCompleted(MemoryStore):
-    """Broken: finish_run does not advance latest completed (slots run twice)."""
+    """Broken: finishing a run (finish_run, complete_run) does not advance latest
+    completed (slots run twice)."""
 
-    def finish_run(self, task_id: str, run_id: int):  # type: ignore[no-untyped-def]
+    def finish_run(self, task_id: str, run_id: int) -> Any:
+        base = super().finish_run
+        return self._forgetting(task_id, lambda: base(task_id, run_id))
+
+    def complete_run(self, task_id: str, run_id: int, *args: Any) -> Any:
+        base = super().complete_run
+        return self._forgetting(task_id, lambda: base(task_id, run_id, *args))
+
+    def _forgetting(self, task_id: str, finish: Callable[[], Any]) -> Any:
         with self._lock:
             record = self._tasks[task_id]
             latest = record.latest_completed
-            run = super().finish_run(task_id, run_id)
+            run = finish()
             record.latest_completed = latest
             record.recompute_base()
             return run
