@@ -85,6 +85,7 @@ __all__ = [
     "DEFAULT_GRACE",
     "DEFAULT_KEEP_RUNS",
     "DEFAULT_KILL_GRACE",
+    "DEFAULT_OUTPUT_LIMIT",
     "DEFAULT_METRICS_PORT",
     "MEMORY_DB",
     "STOP_MARGIN",
@@ -104,6 +105,8 @@ MEMORY_DB: Final = ":memory:"
 """``--db :memory:``: a memory store, nothing kept across restarts."""
 DEFAULT_KEEP_RUNS: Final = 1_000
 """Finished runs kept per task."""
+DEFAULT_OUTPUT_LIMIT: Final = 64 * 1024
+"""Bytes of a shell command's stdout and of its stderr kept in its run's log (the last)."""
 _TASKFILE_KEY: Final = "daemon.taskfile_tasks"
 DEFAULT_GRACE: Final = 5.0
 """Seconds runs in flight get to finish on their own once the daemon stops."""
@@ -166,7 +169,9 @@ def _main(args: argparse.Namespace) -> int:
     if args.command in HISTORY_COMMANDS:
         return run_history_command(args)
     kill_grace: float = getattr(args, "kill_grace", DEFAULT_KILL_GRACE)
-    executors = Executors(shell=SubprocessExecutor(kill_grace=kill_grace))
+    executors = Executors(
+        shell=SubprocessExecutor(kill_grace=kill_grace, output_limit=DEFAULT_OUTPUT_LIMIT)
+    )
     try:
         task_file = load_task_file(args.task_file, resolve_python=executors.python.resolve)
     except TaskFileError as exc:
@@ -351,7 +356,7 @@ def _leading_keys(_logger: object, _method: str, event_dict: EventDict) -> Event
 
 
 def _default_shell() -> SubprocessExecutor:
-    return SubprocessExecutor(kill_grace=DEFAULT_KILL_GRACE)
+    return SubprocessExecutor(kill_grace=DEFAULT_KILL_GRACE, output_limit=DEFAULT_OUTPUT_LIMIT)
 
 
 @attrs.frozen

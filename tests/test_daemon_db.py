@@ -168,3 +168,30 @@ def test_run_now_from_the_command_line_reaches_the_running_daemon(tmp_path: Path
         assert took < 3 * (0.5 + 1.0)
     finally:
         assert daemon.stop() == 0
+
+
+def test_a_failed_shell_run_keeps_its_output_in_its_log(tmp_path: Path) -> None:
+    """A failing command's stderr and stdout tails are in its run's log in the database
+    (the last 64 KiB of each), so a failed run says why."""
+    script = "echo before; yes x | head -c 70000; echo broke >&2; exit 3"
+    _tasks(tmp_path, f'[[task]]\nid = "a"\nexecutor = "shell"\nscript = "{script}"\nevery = 3600\n')
+    daemon = _Daemon(tmp_path)
+    try:
+        daemon.wait_for("daemon_started")
+        subprocess.run(
+            [sys.executable, "-m", "actors", "run-now", "a"],
+            cwd=tmp_path,
+            capture_output=True,
+            timeout=DEADLINE,
+            check=True,
+        )
+        daemon.wait_for("run_failed")
+    finally:
+        assert daemon.stop() == 0
+    with SQLiteStore(tmp_path / "tickactors.db", writer=False) as db:
+        (run,) = db.find_runs("a")
+        (line,) = [entry.message for entry in run.log if entry.message.startswith("Run failed")]
+    assert "exited with code 3; stderr (tail): broke; stdout (tail): " in line
+    assert line.endswith("x")
+    tail = line.split("stdout (tail): ", 1)[1]
+    assert 60_000 < len(tail) <= 64 * 1024

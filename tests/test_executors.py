@@ -412,8 +412,9 @@ def test_subprocess_failure_has_exit_code_and_stderr_tail(procs: SubprocessExecu
     assert error.returncode == 7
     assert error.stderr_tail == "disk full\n"
     assert error.stdout_tail == "partial\n"
-    assert "exited with code 7" in str(error)
-    assert "disk full" in str(error)
+    assert (
+        str(error) == "command exited with code 7; stderr (tail): disk full; stdout (tail): partial"
+    )
     assert result.statistics["exit_code"] == 7
 
 
@@ -427,7 +428,11 @@ def test_command_failed_pickles() -> None:
         "sleep 1",
         "out",
     )
-    assert str(copy) == str(error) == "command was killed by signal SIGKILL; stderr (tail): oops"
+    assert (
+        str(copy)
+        == str(error)
+        == ("command was killed by signal SIGKILL; stderr (tail): oops; stdout (tail): out")
+    )
 
 
 def test_subprocess_output_tail_is_bounded() -> None:

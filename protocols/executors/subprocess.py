@@ -34,7 +34,8 @@ class CommandFailed(SchedulerError):
     """A shell command exited with a non-zero code (or was killed by a signal).
 
     ``returncode`` is the exit code (negative: the signal number that killed it);
-    ``stderr_tail`` and ``stdout_tail`` are the last bytes of its output, decoded.
+    ``stderr_tail`` and ``stdout_tail`` are the last bytes of its output, decoded;
+    the message carries both (stderr first), so a failed run's log says why.
     """
 
     def __init__(
@@ -58,6 +59,8 @@ class CommandFailed(SchedulerError):
         message = f"command {how}"
         if stderr_tail.strip():
             message += f"; stderr (tail): {stderr_tail.strip()}"
+        if stdout_tail.strip():  # the run's log says why, whichever stream the job used
+            message += f"; stdout (tail): {stdout_tail.strip()}"
         super().__init__(message)
 
     def __reduce__(self) -> tuple[Any, ...]:
