@@ -11,7 +11,16 @@ from actors.metrics import LOG_ERROR, SchedulerMetrics
 from actors.runtime import Runtime
 from protocols.contracts import Executor, TaskControlService
 
-__all__ = ["BUSY", "DUE", "NEVER", "SchedulerStats", "Services", "due_key", "log_safely"]
+__all__ = [
+    "BUSY",
+    "DEFAULT_MAX_EXECUTIONS",
+    "DUE",
+    "NEVER",
+    "SchedulerStats",
+    "Services",
+    "due_key",
+    "log_safely",
+]
 
 #: The next due time of a task that will never be due by itself (inactive).
 NEVER = 2**62
@@ -35,6 +44,10 @@ def due_key(active: bool, next_due: int, has_queue: bool, now: int, busy: bool =
     return next_due
 
 
+#: Executions of a run whose outcome stays unknown before it is abandoned (failed).
+DEFAULT_MAX_EXECUTIONS = 3
+
+
 @attrs.frozen
 class Services:
     """What every actor of one Scheduler shares (all of it thread-safe or immutable)."""
@@ -45,6 +58,7 @@ class Services:
     runtime: Runtime
     log: Any
     clock: Callable[[], float]
+    max_executions: int = DEFAULT_MAX_EXECUTIONS
 
 
 def log_safely(

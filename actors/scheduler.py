@@ -15,7 +15,7 @@ import structlog
 from prometheus_client import REGISTRY, CollectorRegistry
 from pykka import ActorDeadError, ActorRef
 
-from actors._shared import SchedulerStats, Services, log_safely
+from actors._shared import DEFAULT_MAX_EXECUTIONS, SchedulerStats, Services, log_safely
 from actors.metrics import SchedulerMetrics
 from actors.runtime import Runtime
 from actors.scheduler_actor import SchedulerActor
@@ -78,7 +78,10 @@ class Scheduler:
     :class:`~protocols.errors.SchedulerTimeout`; default 30: a wedged actor never
     hangs the caller forever) and ``metrics`` (the
     :class:`~actors.metrics.SchedulerMetrics` to update instead of the registry's
-    own set: a seam for tests and custom metrics).
+    own set: a seam for tests and custom metrics) and ``max_executions`` (default 3:
+    a run found started on claim, its outcome unknown, after that many executions, is
+    completed failed instead of being executed again; a job that kills its process
+    each time must not loop forever).
     """
 
     #: The actor the facade talks to (a seam for the kit's broken variants).
@@ -97,11 +100,15 @@ class Scheduler:
         workers: int = 1,
         call_timeout: float = 30.0,
         metrics: SchedulerMetrics | None = None,
+        max_executions: int = DEFAULT_MAX_EXECUTIONS,
     ) -> None:
         if tick_interval is not None and not tick_interval > 0:
             raise ValueError(
                 f"tick_interval must be a positive number of seconds or None, got {tick_interval!r}"
             )
+        if max_executions < 1:
+            raise ValueError(f"max_executions must be at least 1, got {max_executions!r}")
+        self._max_executions = max_executions
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers!r}")
         if not call_timeout > 0:
@@ -143,6 +150,7 @@ class Scheduler:
             runtime=runtime,
             log=self._log,
             clock=self._clock,
+            max_executions=self._max_executions,
         )
         self._runtime = runtime
         self._actor = runtime.spawn(self.scheduler_actor_class, services=services, now=self._now)

@@ -253,6 +253,11 @@ class TaskActor(SafeActor):
                     self._store_failed("finish_run", exc)
                 continue
             started = run.status is RunStatus.STARTED
+            executions = max(run.executions, 1) if started else run.executions
+            if started and executions >= self._svc.max_executions:
+                self._abandon(run, executions)
+                completed = True
+                continue
             self._resume.append(
                 QueuedRun(
                     task_id=self._task.id,
@@ -262,12 +267,37 @@ class TaskActor(SafeActor):
                     requested_at=run.requested_at,
                     script=self._task.script,
                     resumed_from=(run.started_at or 0.0) if started else None,
+                    execution=executions + 1,
                 )
             )
         if completed:  # latest completed may have moved
             next_due = self._store_read(self._svc.store.next_due_run)
             if next_due is not None:
                 self._next_due = next_due
+
+    def _abandon(self, run: Run, executions: int) -> None:
+        """Complete, failed, a run whose executions never completed (each time the
+        process running it died): executing it again would likely kill this one too."""
+        line = (
+            f"Abandoned after {executions} executions whose outcome is unknown (the process "
+            "running it died each time); not executed again"
+        )
+        try:
+            self._svc.store.complete_run(
+                run.task_id, run.id, self._svc.clock(), RunStatus.FAILED, (line,)
+            )
+        except Exception as exc:
+            self._store_failed("complete_run", exc)
+            return
+        log_safely(
+            self._log,
+            self._errors,
+            "error",
+            "run_abandoned",
+            run_id=run.id,
+            scheduled_for=run.scheduled_for,
+            executions=executions,
+        )
 
     def _work(self) -> None:
         """Fill free slots: resumed runs first, then whatever the store says is due."""

@@ -87,7 +87,8 @@ class TaskControlService(Protocol):
       a line to its log, which ``find_run`` returns in order.
     - ``start_run(task_id, run_id, when, lines)`` of a run in progress, in one atomic
       step: status ``STARTED``, ``started_at`` ``when``, ``lines`` appended to its log
-      (at ``when``). A crash leaves all of it or none.
+      (at ``when``), and its ``executions`` count up by one. A crash leaves all of it
+      or none.
     - ``complete_run(task_id, run_id, when, status, lines)`` of a run in progress, in
       one atomic step: ``lines`` appended (at ``when``), the terminal ``status`` set,
       and the run finished as by ``finish_run`` (out of the in-progress set, latest

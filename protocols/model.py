@@ -76,7 +76,9 @@ class QueuedRun:
     ``requested_at`` is non-zero for manual runs; ``script`` is the task's script.
     ``resumed_from`` is set (to the ``started_at`` the store holds) when the run was
     started before, by a process that is gone, with its outcome unknown: it is being
-    executed again, and its log says so.
+    executed again, and its log says so. ``execution`` numbers the executions of the
+    run (1 for the first): with the run id it names this execution (a job can use it
+    to act idempotently).
     """
 
     task_id: str
@@ -86,6 +88,7 @@ class QueuedRun:
     requested_at: int = 0
     script: str = ""
     resumed_from: float | None = None
+    execution: int = 1
 
     @property
     def is_manual(self) -> bool:
@@ -116,7 +119,11 @@ def _log_tuple(value: Iterable[LogEntry]) -> tuple[LogEntry, ...]:
 
 @attrs.frozen
 class Run:
-    """A run as the store records it."""
+    """A run as the store records it.
+
+    ``executions``: how many times ``start_run`` started it (more than one: it was
+    executed again after the process running it died).
+    """
 
     id: int
     task_id: str
@@ -126,6 +133,7 @@ class Run:
     started_at: float | None = None
     finished_at: float | None = None
     log: tuple[LogEntry, ...] = attrs.field(default=(), converter=_log_tuple)
+    executions: int = 0
 
 
 def _freeze_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:

@@ -653,12 +653,13 @@ def test_the_group_file_forgets_groups_that_ended(tmp_path: Path) -> None:
 def test_a_resumed_run_tells_its_command_when_it_first_started(
     procs: SubprocessExecutor,
 ) -> None:
-    """TICKACTORS_RESUMED_FROM is set for a run executed again, and only then."""
-    script = 'echo "${TICKACTORS_RESUMED_FROM:-none}"'
+    """TICKACTORS_RESUMED_FROM is set for a run executed again, and only then;
+    TICKACTORS_EXECUTION numbers the execution."""
+    script = 'echo "${TICKACTORS_RESUMED_FROM:-none} $TICKACTORS_EXECUTION"'
     fresh = procs.execute(make_run(script)).wait(TIMEOUT)
-    again = procs.execute(attrs.evolve(make_run(script), resumed_from=12.5))
-    assert fresh.statistics["stdout_tail"] == "none\n"
-    assert again.wait(TIMEOUT).statistics["stdout_tail"] == "12.5\n"
+    again = procs.execute(attrs.evolve(make_run(script), resumed_from=12.5, execution=2))
+    assert fresh.statistics["stdout_tail"] == "none 1\n"
+    assert again.wait(TIMEOUT).statistics["stdout_tail"] == "12.5 2\n"
 
 
 def test_a_command_whose_executor_died_before_recording_it_never_runs(tmp_path: Path) -> None:

@@ -347,6 +347,32 @@ def test_a_resumed_started_run_is_executed_again_and_its_log_says_so() -> None:
         assert not any(line.startswith("Resumed") for line in fresh)
 
 
+def test_a_run_whose_executions_never_complete_is_abandoned_not_executed_again() -> None:
+    """A run found started after max_executions executions whose outcome is unknown (a
+    job that kills its process each time) is completed failed, saying why; one below
+    the bound is executed again, numbered."""
+    store = MemoryStore()
+    task = _task(concurrency=2)
+    store.add_task(task, latest_completed=0)
+    poison, again = (store.create_next_run(task.id, 10).created for _ in range(2))
+    for _ in range(3):
+        store.start_run(task.id, poison.run_id, 1.0, ["started"])
+    store.start_run(task.id, again.run_id, 2.0, ["started"])
+    executor = ManualExecutor()
+    with Scheduler(store, executor, now=10, max_executions=3) as scheduler:
+        scheduler.claim_task(task)
+        assert scheduler.settle(30)
+        resumed = executor.executed[0]  # then the next slot takes the freed slot
+        assert (resumed.run_id, resumed.execution) == (again.run_id, 2)
+        assert poison.run_id not in {r.run_id for r in executor.executed}
+        abandoned = store.find_run(task.id, poison.run_id)
+        assert abandoned.status is RunStatus.FAILED
+        assert abandoned.log[-1].message.startswith("Abandoned after 3 executions")
+        assert poison.run_id not in {r.id for r in store.currently_running(task.id)}
+    with pytest.raises(ValueError, match="max_executions"):
+        Scheduler(store, executor, max_executions=0)
+
+
 def test_shrinking_concurrency_cancels_nothing_and_is_honoured(harness: Harness) -> None:
     """Lowering concurrency lets runs in flight finish, and no new run starts above the limit."""
     task = harness.add_task(concurrency=3, latest_completed=2)

@@ -94,7 +94,8 @@ class SubprocessExecutor:
     its commands lived on), the executor first SIGKILLs those groups
     (:func:`kill_recorded_groups`; their ids in :attr:`recovered`), so a run resumed
     after the crash never executes beside its first execution. A resumed run's
-    command also gets ``TICKACTORS_RESUMED_FROM`` (when the earlier execution started).
+    command also gets ``TICKACTORS_RESUMED_FROM`` (when the earlier execution started);
+    every command gets ``TICKACTORS_EXECUTION`` (1 for a run's first execution).
 
     Cost: one daemon thread per process in flight, which reads both pipes (only the
     tails are kept, so output never blocks the command nor fills memory) and waits
@@ -159,6 +160,7 @@ class SubprocessExecutor:
         env["TICKACTORS_TASK_ID"] = run.task_id
         env["TICKACTORS_RUN_ID"] = str(run.run_id)
         env["TICKACTORS_SCHEDULED_FOR"] = str(run.scheduled_for)
+        env["TICKACTORS_EXECUTION"] = str(run.execution)
         if run.resumed_from is not None:  # executed again: the job may act idempotently
             env["TICKACTORS_RESUMED_FROM"] = repr(run.resumed_from)
         with self._lock:

@@ -79,6 +79,7 @@ class _RunRecord:
     """The store's mutable copy of one run."""
 
     __slots__ = (
+        "executions",
         "finished",
         "finished_at",
         "id",
@@ -99,6 +100,7 @@ class _RunRecord:
         self.started_at: float | None = None
         self.finished_at: float | None = None
         self.finished = False
+        self.executions = 0
         # (when, message) pairs: plain tuples, not LogEntry objects, so a finished run's
         # log (a tuple of them) is invisible to the garbage collector.
         self.log: list[tuple[float, str]] | tuple[tuple[float, str], ...] = []
@@ -114,6 +116,7 @@ class _RunRecord:
             started_at=self.started_at,
             finished_at=self.finished_at,
             log=tuple([LogEntry(when, message) for when, message in self.log]),
+            executions=self.executions,
         )
 
     def add_log(self, when: float, message: str) -> None:
@@ -397,6 +400,7 @@ class MemoryStore:
             run = self._in_progress(task_id, run_id)
             run.status = _STARTED
             run.started_at = when
+            run.executions += 1
             for entry in entries:
                 run.add_log(*entry)
 

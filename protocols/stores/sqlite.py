@@ -123,7 +123,8 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
         state INTEGER NOT NULL,
         status TEXT NOT NULL,
         started_at REAL,
-        finished_at REAL
+        finished_at REAL,
+        executions INTEGER NOT NULL DEFAULT 0
     );
     CREATE UNIQUE INDEX runs_one_per_slot ON runs (task_id, scheduled_for)
         WHERE requested_at = 0;
@@ -435,6 +436,7 @@ class SQLiteStore:
     @staticmethod
     def _run_of(row: tuple[Any, ...], log: tuple[LogEntry, ...] = ()) -> Run:
         run_id, task_id, status, scheduled_for, requested_at, started_at, finished_at = row[:7]
+        executions = row[7] if len(row) > 7 else 0
         return Run(
             id=run_id,
             task_id=task_id,
@@ -444,10 +446,13 @@ class SQLiteStore:
             started_at=started_at,
             finished_at=finished_at,
             log=log,
+            executions=executions,
         )
 
     def _runs(self, db: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> list[Run]:
-        rows = db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE {where}", args).fetchall()
+        rows = db.execute(
+            f"SELECT {_RUN_COLUMNS}, executions FROM runs WHERE {where}", args
+        ).fetchall()
         if not rows:
             return []
         logs: dict[int, list[LogEntry]] = {}
@@ -743,7 +748,8 @@ class SQLiteStore:
         with self._write("start_run") as db:
             self._in_progress(db, task_id, run_id)
             db.execute(
-                "UPDATE runs SET status = ?, started_at = ? WHERE id = ?",
+                "UPDATE runs SET status = ?, started_at = ?, executions = executions + 1 "
+                "WHERE id = ?",
                 (RunStatus.STARTED.value, when, run_id),
             )
             db.executemany(

@@ -829,16 +829,25 @@ class TaskStoreContract:
     # -- the run transitions ----------------------------------------------------------------
 
     def test_start_run_sets_started_and_its_lines_at_once(self, store: TaskStore) -> None:
-        """start_run: status started, started_at, and the lines appended, in order."""
+        """start_run: status started, started_at, the lines appended in order, and the
+        execution counted."""
         store.add_task(make_task("t1", every=10), latest_completed=100)
         run = store.create_next_run("t1", 1_000).created
+        assert store.find_run("t1", run.run_id).executions == 0
         store.start_run("t1", run.run_id, 7.5, ["resumed", "started"])
         stored = store.find_run("t1", run.run_id)
-        assert stored.status is RunStatus.STARTED
-        assert stored.started_at == 7.5
+        assert (stored.status, stored.started_at, stored.executions) == (
+            RunStatus.STARTED,
+            7.5,
+            1,
+        )
+        store.start_run("t1", run.run_id, 9.0, ["again"])  # executed again after a crash
+        stored = store.find_run("t1", run.run_id)
+        assert (stored.started_at, stored.executions) == (9.0, 2)
         assert [(line.when, line.message) for line in stored.log] == [
             (7.5, "resumed"),
             (7.5, "started"),
+            (9.0, "again"),
         ]
         assert [r.id for r in store.claim_state("t1").started] == [run.run_id]
 

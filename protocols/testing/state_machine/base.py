@@ -116,6 +116,9 @@ class MachineBase(RuleBasedStateMachine):
     scheduler_store: TaskStore
     #: Extra keyword arguments for the scheduler (e.g. ``{"call_timeout": 5.0}``).
     scheduler_kwargs: ClassVar[dict[str, Any]] = {}
+    #: The scheduler's bound on executions of a run whose outcome stays unknown: a run
+    #: left started that many times is abandoned on claim (actors.Scheduler's default).
+    max_executions: ClassVar[int] = 3
     #: The scheduler class to drive, e.g. ``actors.Scheduler`` (set it in a subclass).
     scheduler_class: ClassVar[type[Any] | None] = None
 

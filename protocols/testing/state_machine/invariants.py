@@ -351,7 +351,7 @@ class CheckedMachine(MachineBase):
                 assert run.finishes == 0
             elif run.state == DONE:
                 assert run.id not in running, run
-                if run.removed or run.faulted:
+                if run.removed or run.faulted or run.abandoned:
                     assert run.finishes <= 1, run
                     continue
                 assert run.finishes == 1, run

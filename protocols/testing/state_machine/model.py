@@ -68,6 +68,8 @@ class RunModel:
     completing: bool = False
     #: Its task was removed from the store: nothing about it can be recorded.
     removed: bool = False
+    #: Left started after max_executions executions: the next claim completes it failed.
+    abandoned: bool = False
 
 
 @attrs.define

@@ -128,7 +128,16 @@ class SchedulerMachine(CheckedMachine):
             if run.state == DONE and run.unfinished and not run.recorded:
                 run.state = LEFT
             run.completing = run.recorded
-        resume = deque(r.id for r in model.left(task_id) if not r.recorded)
+        # A run left started after max_executions executions (the store counts them) is
+        # abandoned: completed failed, not executed again.
+        for run in model.left(task_id):
+            if run.recorded:
+                continue
+            stored = self.store.find_run(task_id, run.id)
+            executions = max(stored.executions, 1)
+            if stored.status is RunStatus.STARTED and executions >= self.max_executions:
+                run.completing = run.abandoned = True
+        resume = deque(r.id for r in model.left(task_id) if not (r.recorded or r.abandoned))
         task = model.tasks[task_id].task
         self.scheduler.claim_task(task)
         model.claims_ok += 1
