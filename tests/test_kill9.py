@@ -10,7 +10,8 @@ side file:
 - every due slot of the window has exactly one run record, none twice;
 - every run is finished, in a terminal state;
 - a run executed more than once was caught in flight by a kill, and its log says it
-  was resumed; a run whose completion was recorded is never executed again;
+  was resumed; a run whose completion was recorded is never executed again; a run
+  caught in flight three times is abandoned (failed), its log saying so;
 - every execution is of a run the database knows, for its slot;
 - two executions of one run never overlap (a shell job the killed daemon left running
   is gone before the run executes again).
@@ -261,12 +262,20 @@ def _check(directory: Path, generations: list[Generation], end: int) -> dict[str
             again += 1
             log = [line.message for line in runs[run_id].log]
             assert any(line.startswith("Resumed after restart") for line in log), log
+    # The jobs never fail: a failed run is one caught in flight max_executions times
+    # (3), abandoned on the next claim as STORE.md says, its log saying so.
+    abandoned = [run for run in runs.values() if run.status is RunStatus.FAILED]
+    for run in abandoned:
+        assert run.log[-1].message.startswith("Abandoned after 3 executions"), run.log
+        assert run.executions == 3, run
+        assert all(e.pid in killed for e in by_run[run.id]), by_run[run.id]
     summary = {
         "daemons": len(generations),
         "kills": len(killed),
         "runs": len(runs),
         "executions": len(executions),
         "runs_executed_again": again,
+        "runs_abandoned": len(abandoned),
         "statuses": {
             status.value: sum(run.status is status for run in runs.values()) for status in RunStatus
         },
