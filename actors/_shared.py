@@ -9,7 +9,8 @@ import attrs
 
 from actors.metrics import LOG_ERROR, SchedulerMetrics
 from actors.runtime import Runtime
-from protocols.contracts import Executor, TaskControlService
+from actors.store_actor import StorePort
+from protocols.contracts import Executor
 
 __all__ = [
     "BUSY",
@@ -50,9 +51,12 @@ DEFAULT_MAX_EXECUTIONS = 3
 
 @attrs.frozen
 class Services:
-    """What every actor of one Scheduler shares (all of it thread-safe or immutable)."""
+    """What every actor of one Scheduler shares (all of it thread-safe or immutable).
 
-    store: TaskControlService
+    ``port`` is how the actors reach the store (inline, or through its store actor):
+    they never call the store itself."""
+
+    port: StorePort
     executor: Executor
     metrics: SchedulerMetrics
     runtime: Runtime

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 import threading
 from collections.abc import Callable, Mapping
@@ -12,36 +11,32 @@ from pykka import ActorDeadError, ActorRef
 
 from actors._base import Handler, SafeActor
 from actors._shared import log_safely
-from actors.metrics import EXECUTOR_ERROR, METRICS_ERROR, STORE_ERROR, TaskMetrics, error_type
-from protocols.contracts import Executor, RunPromise, TaskControlService
+from actors.metrics import EXECUTOR_ERROR, METRICS_ERROR, TaskMetrics, error_type
+from actors.store_actor import PENDING, StorePort
+from protocols.contracts import CompleteRun, Executor, RunPromise
 from protocols.errors import RunCanceled
-from protocols.messages import Cancel, Execute, Flush, PromiseDone, RunFinished
+from protocols.messages import Cancel, Execute, Flush, PromiseDone, StoreReply
 from protocols.model import QueuedRun, RunStatus
 
 __all__ = ["RunnerActor"]
 
 
-def _resumed_line(started_at: float) -> str:
-    """The log line of a run executed again after the process that started it died."""
-    when = datetime.datetime.fromtimestamp(started_at, datetime.UTC).isoformat()
-    return f"Resumed after restart: started at {when}, outcome unknown; executing again"
-
-
 class RunnerActor(SafeActor):
     """One busy concurrency slot.
 
-    On :class:`Execute` it marks the run started with its first log lines
-    (``start_run``, one atomic store step) and calls the executor. It never waits on
-    the promise: the promise's done-callback sends :class:`PromiseDone`. It then
-    records the outcome in one atomic step (``complete_run``: the log lines, the
-    statistics of a successful run as one JSON line when there are any, the terminal
-    status and the finish), updates the metrics, and tells its TaskActor
-    :class:`RunFinished`.
+    On :class:`Execute` (a run whose start is already recorded) it calls the
+    executor. It never waits on the promise: the promise's done-callback sends
+    :class:`PromiseDone`. It then records the outcome in one atomic step, a
+    :class:`~protocols.contracts.CompleteRun` (the log lines, the statistics of a
+    successful run as one JSON line when there are any, the terminal status and the
+    finish) sent to the store's port with the TaskActor as the one to reply to, and
+    updates the metrics. The TaskActor frees the slot on the reply, once the
+    completion is durable.
 
-    Whatever fails on the way (the store, a metric, the logger, the executor's
-    ``cancel``) is counted in ``task_scheduler_errors_counter`` by kind and the run
-    goes on to be recorded: :class:`RunFinished` is always sent, so a slot is never
-    left busy with nothing in flight.
+    Whatever fails on the way (a metric, the logger, the executor's ``cancel``) is
+    counted in ``task_scheduler_errors_counter`` by kind and the run goes on to be
+    recorded: the completion is always sent, so a slot is never left busy with
+    nothing in flight.
     """
 
     def __init__(
@@ -49,7 +44,7 @@ class RunnerActor(SafeActor):
         *,
         task_ref: ActorRef[Any],
         slot: int,
-        store: TaskControlService,
+        port: StorePort,
         executor: Executor,
         metrics: TaskMetrics,
         log: Any,
@@ -58,7 +53,7 @@ class RunnerActor(SafeActor):
         super().__init__()
         self._task_ref = task_ref
         self._slot = slot
-        self._store = store
+        self._port = port
         self._executor = executor
         self._metrics = metrics
         self._errors = metrics.scheduler
@@ -67,8 +62,6 @@ class RunnerActor(SafeActor):
         self._run: QueuedRun | None = None
         self._promise: RunPromise | None = None
         self._started = 0.0
-        self._script: str | None = None
-        self._script_line = ""
 
     # -- messages -------------------------------------------------------------------
 
@@ -77,11 +70,6 @@ class RunnerActor(SafeActor):
         self._run = run
         self._promise = None
         now = self._started = self._clock()
-        started = self._started_line(run.script)
-        lines = (
-            (started,) if run.resumed_from is None else (_resumed_line(run.resumed_from), started)
-        )
-        self._store_call(self._store.start_run, run, now, lines)
         self._count(self._metrics.start_run, now - run.due_at)
         try:
             promise = self._executor.execute(run)
@@ -178,13 +166,6 @@ class RunnerActor(SafeActor):
                     stats = json.dumps({"statistics_error": str(exc)})
                 self._finish(run, RunStatus.SUCCESS, (stats, "Completed successfully"), None)
 
-    def _started_line(self, script: str) -> str:
-        """``Started task from script: "<script>"`` (the script quoted as Go's %q would)."""
-        if script != self._script:
-            self._script = script
-            self._script_line = f"Started task from script: {json.dumps(script)}"
-        return self._script_line
-
     def _fail(self, run: QueuedRun, stage: str, error: BaseException) -> None:
         self._finish(run, RunStatus.FAILED, (f"{stage}: {error}",), error)
 
@@ -195,11 +176,9 @@ class RunnerActor(SafeActor):
         lines: tuple[str, ...],
         error: BaseException | None,
     ) -> None:
-        """Record the outcome; whatever fails on the way, the slot is freed."""
+        """Record the outcome; whatever fails on the way, the completion is sent."""
+        now = self._clock()
         try:
-            now = self._clock()
-            # One atomic step: the lines, the status and the finish, or none of them.
-            self._store_call(self._store.complete_run, run, now, status, lines)
             self._count(self._metrics.finish_run, status is RunStatus.SUCCESS, now - self._started)
             if error is not None:
                 self._metrics.scheduler.error(error_type(error))
@@ -225,27 +204,23 @@ class RunnerActor(SafeActor):
         finally:
             self._run = None
             self._promise = None
+            # One atomic step: the lines, the status and the finish, or none of them.
+            self._complete(CompleteRun(run.task_id, run.run_id, now, status, lines))
+
+    def _complete(self, op: CompleteRun) -> None:
+        """Send the completion; its result reaches the TaskActor, which frees the slot."""
+        task_ref = self._task_ref
+        try:
+            result = self._port.call(op, task_ref)
+        except Exception as exc:  # a port never raises; a broken one must not jam the slot
+            result = exc
+        if result is not PENDING:
             try:
-                self._task_ref.tell(RunFinished(self._slot, run.run_id))
+                task_ref.tell(StoreReply(op, result))
             except ActorDeadError:
                 pass  # the scheduler is shutting down
 
     # -- calls that never kill the actor --------------------------------------------
-
-    def _store_call(self, fn: Callable[..., object], run: QueuedRun, *args: object) -> None:
-        try:
-            fn(run.task_id, run.run_id, *args)
-        except Exception as exc:
-            self._metrics.scheduler.error(STORE_ERROR)
-            log_safely(
-                self._log,
-                self._errors,
-                "warning",
-                "store_call_failed",
-                call=getattr(fn, "__name__", "store call"),
-                run_id=run.run_id,
-                error=str(exc),
-            )
 
     def _count(self, fn: Callable[..., None], *args: object) -> None:
         try:

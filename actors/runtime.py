@@ -428,6 +428,18 @@ class Runtime:
         with self._quiet:
             return self._quiet.wait_for(lambda: self._in_flight <= 0, timeout)
 
+    def hold(self, count: int = 1) -> None:
+        """Count ``count`` pieces of work in flight outside the actors (a store actor's
+        queued ops): :meth:`settle` waits for them until :meth:`unhold`. Whoever holds
+        sends the work's replies (messages, counted from their ``put``) before it unholds,
+        so settle never sees a gap between the work and its reply."""
+        with self._lock:
+            self._in_flight += count
+
+    def unhold(self, count: int = 1) -> None:
+        """The end of :meth:`hold`."""
+        self._done(count)
+
     def shutdown(self, timeout: float | None = None) -> bool:
         """Stop this runtime's actors, then its worker threads. Idempotent.
 

@@ -19,6 +19,7 @@ from actors._shared import DEFAULT_MAX_EXECUTIONS, SchedulerStats, Services, log
 from actors.metrics import SchedulerMetrics
 from actors.runtime import Runtime
 from actors.scheduler_actor import SchedulerActor
+from actors.store_actor import InlinePort, StoreActor, StorePort
 from actors.task_actor import TaskActor
 from actors.ticker import Ticker
 from protocols.contracts import Executor, TaskStore
@@ -29,6 +30,7 @@ from protocols.messages import (
     ClaimMany,
     Drain,
     Flush,
+    Forget,
     InFlight,
     ListTasks,
     Lookup,
@@ -40,7 +42,7 @@ from protocols.messages import (
     Tick,
     Update,
 )
-from protocols.model import Run, Task
+from protocols.model import ClaimState, Run, Task
 
 __all__ = ["Scheduler"]
 
@@ -128,6 +130,7 @@ class Scheduler:
         self._workers = workers
         self._state = _State.NEW
         self._runtime: Runtime | None = None
+        self._port: StorePort | None = None
         self._actor: ActorRef[SchedulerActor] | None = None
         self._ticker: Ticker | None = None
 
@@ -143,8 +146,14 @@ class Scheduler:
                 "(on the same store it resumes the runs in progress)"
             )
         runtime = Runtime(self._workers, name="tickactors")
+        # A store that waits on I/O is reached through its store actor (group commit);
+        # one that never blocks is called inline.
+        port: StorePort = (
+            StoreActor(self._store, runtime) if self._store.does_io else InlinePort(self._store)
+        )
+        self._port = port
         services = Services(
-            store=self._store,
+            port=port,
             executor=self._executor,
             metrics=self._metrics,
             runtime=runtime,
@@ -198,6 +207,8 @@ class Scheduler:
             self._logs("error", "scheduler_stop_timed_out", error="the SchedulerActor did not stop")
         runtime.settle(timeout)
         runtime.shutdown(timeout)
+        if self._port is not None:
+            self._port.close(timeout)  # what is queued is applied first
         self._logs("debug", "scheduler_stopped", now=self._now)
 
     def _drain(self, actor: ActorRef[SchedulerActor], grace: float) -> None:
@@ -288,8 +299,13 @@ class Scheduler:
     # -- tasks ----------------------------------------------------------------------
 
     def claim_task(self, task: Task) -> None:
-        """Start scheduling ``task``; resumes its runs in progress from before a restart."""
-        self._ask(Claim(task), "claim_task")
+        """Start scheduling ``task``; resumes its runs in progress from before a restart.
+
+        The store is read in the caller's thread (``claim_state``), never by an actor.
+        """
+        if self._state is not _State.STARTED:
+            raise SchedulerNotStarted()
+        self._ask(Claim(task, self._claim_state(task.id)), "claim_task")
 
     def claim_tasks(self, tasks: Iterable[Task]) -> dict[str, Exception]:
         """Claim many tasks in one request to the SchedulerActor (faster than one by one).
@@ -297,12 +313,32 @@ class Scheduler:
         Each task is claimed as by :meth:`claim_task`; the ones refused are returned,
         by task id, with their error (an empty dict when every claim succeeded).
         """
-        failures: dict[str, Exception] = self._ask(ClaimMany(tuple(tasks)), "claim_tasks")
+        if self._state is not _State.STARTED:
+            raise SchedulerNotStarted()
+        claims = tuple((task, self._claim_state(task.id)) for task in tasks)
+        failures: dict[str, Exception] = self._ask(ClaimMany(claims), "claim_tasks")
         return failures
 
+    def _claim_state(self, task_id: str) -> ClaimState | Exception:
+        """The store's claim state of ``task_id``, or the error reading it raised."""
+        try:
+            return self._store.claim_state(task_id)
+        except Exception as exc:
+            return exc
+
     def update_task(self, task: Task) -> None:
-        """Re-read ``task``'s options, next due time and manual queue."""
-        self._ask(Update(task), "update_task")
+        """Re-read ``task``'s options, next due time and manual queue.
+
+        A task the store no longer knows is released (and TaskNotFound raised).
+        """
+        if self._state is not _State.STARTED:
+            raise SchedulerNotStarted()
+        try:
+            state = self._store.claim_state(task.id)
+        except TaskNotFound:
+            self._ask(Forget(task.id), "update_task")
+            raise
+        self._ask(Update(task, state.next_due, state.has_queue), "update_task")
 
     def release_task(self, task_id: str) -> None:
         """Stop scheduling ``task_id`` and cancel its runs in flight.
@@ -392,6 +428,10 @@ class Scheduler:
                 self._call(other, Flush(), call)
             except ActorDeadError:
                 pass  # it finished meanwhile
+        # The completions those actors sent are in the store once its port has them.
+        port = self._port
+        if port is not None and not port.sync(self._call_timeout):
+            raise SchedulerTimeout(call, self._call_timeout)
 
     def _logs(self, level: str, event: str, **fields: Any) -> None:
         log_safely(self._log, self._metrics, level, event, **fields)

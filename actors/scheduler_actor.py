@@ -19,6 +19,7 @@ from protocols.messages import (
     Claim,
     ClaimMany,
     Drain,
+    Forget,
     Gone,
     ListTasks,
     Lookup,
@@ -34,7 +35,7 @@ from protocols.messages import (
     Tick,
     Update,
 )
-from protocols.model import Task
+from protocols.model import ClaimState, Task
 
 __all__ = ["SchedulerActor"]
 
@@ -156,29 +157,28 @@ class SchedulerActor(SafeActor):
     # -- requests from the facade ---------------------------------------------------
 
     def _on_claim(self, message: Claim) -> None:
-        self._claim(message.task)
+        self._claim(message.task, message.state)
 
     def _on_claim_many(self, message: ClaimMany) -> dict[str, Exception]:
         failures: dict[str, Exception] = {}
-        for task in message.tasks:
+        for task, state in message.claims:
             try:
-                self._claim(task)
+                self._claim(task, state)
             except Exception as exc:
                 failures[task.id] = exc
         return failures
 
-    def _claim(self, task: Task) -> None:
+    def _claim(self, task: Task, state: ClaimState | Exception) -> None:
+        """Claim ``task``; ``state`` is what the store had for it (read by the facade),
+        or the error that read raised."""
         metrics = self._svc.metrics
         if task.id in self._tasks:
             metrics.claim(False)
             raise TaskAlreadyClaimed(task.id)
-        store = self._svc.store
-        releasing = self._releasing.get(task.id)
-        try:
-            state = store.claim_state(task.id)  # one read: due time, queue, runs in progress
-        except BaseException:
+        if isinstance(state, Exception):
             metrics.claim(False)
-            raise
+            raise state
+        releasing = self._releasing.get(task.id)
         next_due, has_queue = state.next_due, state.has_queue
         # A TaskActor still finishing runs of a released claim reads them itself.
         running = () if releasing is not None else state.in_progress
@@ -212,16 +212,16 @@ class SchedulerActor(SafeActor):
         entry = self._tasks.get(task.id)
         if entry is None:
             raise TaskNotClaimed(task.id)
-        store = self._svc.store
-        try:
-            state = store.claim_state(task.id)
-        except TaskNotFound:
-            # Gone from the store: released, as a TaskActor that notices does (Gone).
-            self._svc.metrics.error(NOT_FOUND)
-            self._release(task.id, entry)
-            raise
         entry.active = task.active
-        entry.ref.tell(Update(task, state.next_due, state.has_queue, self._now))
+        entry.ref.tell(Update(task, message.next_due, message.has_queue, self._now))
+
+    def _on_forget(self, message: Forget) -> None:
+        """Gone from the store: released, as a TaskActor that notices does (Gone)."""
+        entry = self._tasks.get(message.task_id)
+        if entry is None:
+            raise TaskNotClaimed(message.task_id)
+        self._svc.metrics.error(NOT_FOUND)
+        self._release(message.task_id, entry)
 
     def _on_release(self, message: Release) -> ActorRef[TaskActor]:
         entry = self._tasks.get(message.task_id)
@@ -312,6 +312,7 @@ class SchedulerActor(SafeActor):
         Claim: _on_claim,
         ClaimMany: _on_claim_many,
         Update: _on_update,
+        Forget: _on_forget,
         Release: _on_release,
         ReleaseAll: _on_release_all,
         Lookup: _on_lookup,

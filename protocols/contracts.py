@@ -7,11 +7,26 @@ inheritance is needed. Pre- and post-conditions are documented once, here.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import attrs
 
 from protocols.model import ClaimState, QueuedRun, Run, RunCreation, RunResult, RunStatus, Task
 
-__all__ = ["Executor", "RunPromise", "TaskControlService", "TaskStore"]
+__all__ = [
+    "CompleteRun",
+    "CreateRun",
+    "Executor",
+    "FinishRun",
+    "ReadClaimState",
+    "ReadNextDue",
+    "RunPromise",
+    "StartRun",
+    "StoreOp",
+    "TaskControlService",
+    "TaskStore",
+    "apply_ops",
+]
 
 
 @runtime_checkable
@@ -98,9 +113,21 @@ class TaskControlService(Protocol):
       that is not terminal raises :class:`ValueError`; a run never created or still
       queued, :class:`~protocols.errors.RunNotFound`.
 
-    The scheduler's run path is ``create_next_run``, ``start_run``, ``complete_run``:
-    three atomic transitions per run. A run whose status a dead process recorded as
-    terminal without finishing it is completed on claim with ``finish_run``.
+    - ``apply(ops)``: the :class:`StoreOp` ``ops``, in order, in one transaction
+      (group commit). Each op is atomic on its own: all of its writes or none. The
+      result has one entry per op: what the op returned, or the exception it raised
+      (one failing op fails no other). If ``apply`` itself raises (the commit
+      failed), none of the ops took effect. :func:`apply_ops` is the reference
+      implementation for a store whose calls need no transaction of their own.
+    - ``does_io``: True if calls may block on disk or network I/O. The scheduler
+      then reaches the store through its store actor (a thread of its own that
+      batches ops with ``apply``); otherwise it calls ``apply`` inline.
+
+    The scheduler's run path is two ops: :class:`CreateRun` (``create_next_run``
+    and ``start_run`` as one atomic step: nothing executes before its start is
+    durable) and :class:`CompleteRun`; :class:`StartRun` starts a run resumed after
+    a restart. A run whose status a dead process recorded as terminal without
+    finishing it is completed on claim with ``finish_run``.
 
     Run ids are ``int`` and unique across the store. Unknown tasks raise
     :class:`~protocols.errors.TaskNotFound`, unknown runs (a run id is known only
@@ -131,6 +158,11 @@ class TaskControlService(Protocol):
     def complete_run(
         self, task_id: str, run_id: int, when: float, status: RunStatus, lines: Sequence[str]
     ) -> Run | None: ...
+
+    def apply(self, ops: Sequence[StoreOp]) -> list[object]: ...
+
+    @property
+    def does_io(self) -> bool: ...
 
 
 @runtime_checkable
@@ -190,3 +222,111 @@ class TaskStore(TaskControlService, Protocol):
     def find_runs(self, task_id: str) -> list[Run]: ...
 
     def find_run(self, task_id: str, run_id: int) -> Run: ...
+
+
+# -- store ops: the run path's transitions, as data, so they can be batched ----------------
+
+
+class StoreOp:
+    """One atomic store transition, applied by ``TaskControlService.apply``.
+
+    Ops are plain data (a store actor batches them from many actors into one
+    transaction); :meth:`call` performs the op with the store's own methods.
+    ``retried`` says whether a failure other than the contract's own errors
+    (:class:`~protocols.errors.TaskNotFound`, :class:`~protocols.errors.RunNotFound`,
+    :class:`ValueError`, :class:`~protocols.errors.RunNotDueYet`) is retried
+    while the slot stays busy, or reported to the caller to decide.
+    """
+
+    __slots__ = ()
+    retried: ClassVar[bool] = False
+
+    def call(self, store: TaskControlService) -> object:
+        raise NotImplementedError
+
+
+@attrs.frozen
+class CreateRun(StoreOp):
+    """``create_next_run(task_id, now)`` then ``start_run`` of the run created, at ``when``
+    with ``lines``: one atomic step. Returns the :class:`RunCreation` (its run started)."""
+
+    task_id: str
+    now: int
+    when: float
+    lines: tuple[str, ...]
+
+    def call(self, store: TaskControlService) -> RunCreation:
+        created = store.create_next_run(self.task_id, self.now)
+        store.start_run(self.task_id, created.created.run_id, self.when, self.lines)
+        return created
+
+
+@attrs.frozen
+class StartRun(StoreOp):
+    """``start_run``: a run resumed after a restart is started again (retried on failure)."""
+
+    retried: ClassVar[bool] = True
+    task_id: str
+    run_id: int
+    when: float
+    lines: tuple[str, ...]
+
+    def call(self, store: TaskControlService) -> None:
+        store.start_run(self.task_id, self.run_id, self.when, self.lines)
+
+
+@attrs.frozen
+class CompleteRun(StoreOp):
+    """``complete_run``: the outcome, lines and finish of a run (retried on failure)."""
+
+    retried: ClassVar[bool] = True
+    task_id: str
+    run_id: int
+    when: float
+    status: RunStatus
+    lines: tuple[str, ...]
+
+    def call(self, store: TaskControlService) -> Run | None:
+        return store.complete_run(self.task_id, self.run_id, self.when, self.status, self.lines)
+
+
+@attrs.frozen
+class FinishRun(StoreOp):
+    """``finish_run``: a run whose outcome a dead process recorded leaves the in-progress set."""
+
+    task_id: str
+    run_id: int
+
+    def call(self, store: TaskControlService) -> Run:
+        return store.finish_run(self.task_id, self.run_id)
+
+
+@attrs.frozen
+class ReadClaimState(StoreOp):
+    """``claim_state``: next due, queue and runs in progress, read in order with the writes."""
+
+    task_id: str
+
+    def call(self, store: TaskControlService) -> ClaimState:
+        return store.claim_state(self.task_id)
+
+
+@attrs.frozen
+class ReadNextDue(StoreOp):
+    """``next_due_run``."""
+
+    task_id: str
+
+    def call(self, store: TaskControlService) -> int:
+        return store.next_due_run(self.task_id)
+
+
+def apply_ops(store: TaskControlService, ops: Sequence[StoreOp]) -> list[Any]:
+    """Each op's result, or the exception it raised, in order (no transaction of its own)."""
+    results: list[Any] = []
+    for op in ops:
+        try:
+            results.append(op.call(store))
+        except Exception as exc:
+            results.append(exc)
+    return results

@@ -1,7 +1,11 @@
 """The messages the actors exchange. All immutable (``attrs.frozen``).
 
-Flow of one run: SchedulerActor --Tick--> TaskActor --Execute--> RunnerActor,
-the promise's done-callback --PromiseDone--> RunnerActor --RunFinished--> TaskActor.
+Flow of one run: SchedulerActor --Tick--> TaskActor --CreateRun--> the store's port
+--StoreReply--> TaskActor --Execute--> RunnerActor, the promise's done-callback
+--PromiseDone--> RunnerActor --CompleteRun--> the store's port --StoreReply--> TaskActor
+(the slot is free). With a store that never blocks the port applies an op at once and
+the requester handles its result without a StoreReply; with one that does I/O the store
+actor replies after the batch holding the op is committed.
 TaskActors report their next due time with NextDue so the SchedulerActor ticks only
 due tasks. ``epoch`` tells a task's claims apart, so a report from a released
 claim never touches a later claim of the same task id.
@@ -18,7 +22,8 @@ from __future__ import annotations
 
 import attrs
 
-from protocols.model import QueuedRun, Run, Task
+from protocols.contracts import StoreOp
+from protocols.model import ClaimState, QueuedRun, Run, Task
 
 __all__ = [
     "Cancel",
@@ -29,6 +34,7 @@ __all__ = [
     "Execute",
     "InFlight",
     "Flush",
+    "Forget",
     "Gone",
     "ListTasks",
     "Lookup",
@@ -40,9 +46,9 @@ __all__ = [
     "Reclaim",
     "ReleaseAll",
     "Retired",
-    "RunFinished",
     "Started",
     "Stats",
+    "StoreReply",
     "Tick",
     "Update",
 ]
@@ -105,18 +111,24 @@ class PromiseDone:
 
 
 @attrs.frozen
-class RunFinished:
-    """A RunnerActor finished a run (any outcome); its slot is free."""
+class StoreReply:
+    """The store actor -> the requester of ``op``: its ``result`` (or the exception it
+    raised), sent once the batch holding the op is committed. A RunnerActor sends the
+    reply to its :class:`~protocols.contracts.CompleteRun` itself when the store
+    applied it inline, so the TaskActor frees the slot in one place."""
 
-    slot: int
-    run_id: int
+    op: StoreOp
+    result: object
 
 
 @attrs.frozen
 class Claim:
-    """Facade -> SchedulerActor: claim a task."""
+    """Facade -> SchedulerActor: claim a task, with its ``state`` as the store has it
+    (read by the facade in the caller's thread: no actor on the pool waits on a store),
+    or the exception that read raised (raised unless the task is claimed already)."""
 
     task: Task
+    state: ClaimState | Exception
 
 
 @attrs.frozen
@@ -221,6 +233,14 @@ class ListTasks:
 
 @attrs.frozen
 class ClaimMany:
-    """Facade -> SchedulerActor: claim several tasks in one request."""
+    """Facade -> SchedulerActor: claim several tasks in one request (with their states)."""
 
-    tasks: tuple[Task, ...]
+    claims: tuple[tuple[Task, ClaimState | Exception], ...]
+
+
+@attrs.frozen
+class Forget:
+    """Facade -> SchedulerActor: the store no longer knows a claimed task (update_task
+    found it gone): release it, counted as a task not found."""
+
+    task_id: str

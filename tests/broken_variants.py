@@ -22,15 +22,15 @@ from actors.runner_actor import RunnerActor
 from actors.scheduler_actor import SchedulerActor, _Entry
 from actors.task_actor import TaskActor
 from protocols.messages import Cancel, InFlight, QueueChanged, Tick
-from protocols.model import QueuedRun, Run, RunStatus, Task
+from protocols.model import ClaimState, QueuedRun, Run, RunStatus, Task
 
 # -- 1: a released task's run still executing is resumed by the next claim --------------
 
 
 class _ForgetsReleasingTasks(SchedulerActor):
-    def _claim(self, task: Task) -> None:
+    def _claim(self, task: Task, state: ClaimState | Exception) -> None:
         self._releasing.pop(task.id, None)  # spawn a fresh TaskActor: it resumes the run
-        super()._claim(task)
+        super()._claim(task, state)
 
 
 class ResumesRunsStillExecuting(Scheduler):
@@ -64,7 +64,7 @@ class _LogsUnguarded(RunnerActor):
     def _finish(
         self, run: QueuedRun, status: RunStatus, lines: tuple[str, ...], error: BaseException | None
     ) -> None:
-        self._log.info("run_finished", run_id=run.run_id)  # raises: RunFinished never sent
+        self._log.info("run_finished", run_id=run.run_id)  # raises: never completed
         super()._finish(run, status, lines, error)
 
 
@@ -188,12 +188,7 @@ class LeaksIndexEntries(Scheduler):
 
 class _ReportsOnlyChanges(TaskActor):
     def _on_tick_unforced(self, message: Tick) -> None:
-        self._now = max(self._now, message.now)
-        if message.queue_changed:
-            self._has_queue = True
-        if self._unadopted and not self._released:
-            self._adopt_from_store()
-        self._work()
+        self._advance(message)
         self._report()  # an inactive task's key stays NEVER: nothing is reported
 
     _tells: ClassVar[Mapping[type, Handler]] = {**TaskActor._tells, Tick: _on_tick_unforced}

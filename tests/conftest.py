@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Verbosity, settings
+from hypothesis import HealthCheck, Phase, Verbosity, settings
 from prometheus_client import CollectorRegistry
 
 from actors import Scheduler
@@ -31,6 +31,14 @@ settings.register_profile(
     max_examples=300,
     deadline=None,
     verbosity=Verbosity.normal,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+# "noshrink": report the first failing example as found (debugging a slow machine).
+settings.register_profile(
+    "noshrink",
+    max_examples=30,
+    deadline=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))

@@ -25,6 +25,7 @@ from protocols import (
     TaskOptions,
     TaskStatus,
 )
+from protocols.contracts import CreateRun, StoreOp
 from protocols.model import ClaimState, Run, RunCreation
 from protocols.testing.hostile import CancelMode, FailingLogger, HostileExecutor
 
@@ -423,8 +424,8 @@ def test_a_call_to_a_wedged_scheduler_raises_scheduler_timeout() -> None:
         rig.scheduler.claim_task(rig.add())
         rig.scheduler.tick(6)
         assert store.entered.wait(SETTLE)
-        with pytest.raises(SchedulerTimeout, match=r"claim_task got no answer within 0\.5 s"):
-            rig.scheduler.claim_task(rig.add("t2"))
+        with pytest.raises(SchedulerTimeout, match=r"stats got no answer within 0\.5 s"):
+            rig.scheduler.stats()
         with pytest.raises(TimeoutError):  # also the builtin it resembles
             rig.scheduler.now()
     finally:
@@ -497,9 +498,9 @@ def test_a_reclaim_whose_store_read_fails_resumes_on_a_later_tick() -> None:
 
 
 class _StallsOneCreate(MemoryStore):
-    """Armed, the next create_next_run ends another run first, then fails.
+    """Armed, the next CreateRun ends another run first, then fails.
 
-    It runs in the TaskActor's thread: the other run's RunFinished is queued behind
+    It runs in the TaskActor's thread: the other run's completion is queued behind
     the failing call, so the task reports "due" and then "busy", both as of its last
     tick, before the SchedulerActor's answer (a tick at the current time) reaches it.
     """
@@ -509,15 +510,16 @@ class _StallsOneCreate(MemoryStore):
         self.end_first: tuple[HostileExecutor, int] | None = None
         self._finished: dict[int, threading.Event] = {}
 
-    def create_next_run(self, task_id: str, now: int) -> RunCreation:
-        armed, self.end_first = self.end_first, None
-        if armed is None:
-            return super().create_next_run(task_id, now)
+    def apply(self, ops: Sequence[StoreOp]) -> list[object]:
+        armed = self.end_first
+        if armed is None or not isinstance(ops[0], CreateRun):
+            return super().apply(ops)
+        self.end_first = None
         executor, run_id = armed
         finished = self._finished[run_id] = threading.Event()
         executor.succeed(run_id)
         assert finished.wait(SETTLE), f"run {run_id} was never finished"
-        raise OSError("create_next_run failed (_StallsOneCreate)")
+        return [OSError("create_next_run failed (_StallsOneCreate)")]
 
     def complete_run(
         self, task_id: str, run_id: int, when: float, status: RunStatus, lines: Sequence[str]

@@ -29,6 +29,7 @@ from protocols import (
     TaskOptions,
     TaskStatus,
 )
+from protocols.messages import Tick
 from protocols.testing.manual import ManualExecutor
 from tests.conftest import Harness
 
@@ -446,16 +447,11 @@ class _CountingStore(MemoryStore):
 
 
 class _FlakyStore(_CountingStore):
-    """A counting MemoryStore whose chosen methods raise while ``broken`` holds their names.
-
-    While ``malformed`` is above 0, create_next_run returns None instead of a RunCreation
-    (a store breaking the contract), so the TaskActor's handler itself fails.
-    """
+    """A counting MemoryStore whose chosen methods raise while ``broken`` holds their names."""
 
     def __init__(self) -> None:
         super().__init__()
         self.broken: set[str] = set()
-        self.malformed = 0
 
     def _check(self, name: str) -> None:
         if name in self.broken:
@@ -463,9 +459,6 @@ class _FlakyStore(_CountingStore):
 
     def create_next_run(self, task_id: str, now: int) -> RunCreation:
         self._check("create_next_run")
-        if self.malformed > 0:
-            self.malformed -= 1
-            return None  # type: ignore[return-value]
         return super().create_next_run(task_id, now)
 
     def update_run_state(self, *args: Any) -> None:
@@ -541,51 +534,57 @@ def test_runs_in_flight_hold_no_thread_each(harness: Harness) -> None:
 
 
 def test_store_failures_are_counted_and_the_scheduler_goes_on() -> None:
-    """A store that raises never kills an actor: errors are counted and later runs happen."""
+    """A store that raises never kills an actor: a failed create is counted and tried
+    again on the next tick; a failed completion keeps its slot busy and is retried on
+    later ticks (1, 2, 4 ... seconds apart) until it is recorded, the run never
+    executed twice."""
     store = _FlakyStore()
     executor = ManualExecutor()
     registry = CollectorRegistry()
     task = _task()
     store.add_task(task, latest_completed=5)
-    with Scheduler(store, executor, now=5, registry=registry) as scheduler:
-        scheduler.claim_task(task)
-        store.broken = {"create_next_run"}
-        scheduler.tick(6)
-        assert scheduler.settle(30)
-        assert executor.executed == []
-        errors = registry.get_sample_value(
+
+    def errors() -> float | None:
+        return registry.get_sample_value(
             "task_scheduler_errors_counter_total", {"error_type": "store error"}
         )
-        assert errors == 1
 
-        store.broken = {"start_run", "complete_run"}
-        scheduler.tick(7)
-        assert scheduler.settle(30)
+    with Scheduler(store, executor, now=5, registry=registry) as scheduler:
+
+        def tick(now: int) -> None:
+            scheduler.tick(now)
+            assert scheduler.settle(30)
+
+        scheduler.claim_task(task)
+        store.broken = {"create_next_run"}
+        tick(6)
+        assert executor.executed == []
+        assert errors() == 1
+
+        store.broken = {"complete_run"}
+        tick(7)
         assert [r.scheduled_for for r in executor.running()] == [6]
         executor.succeed(executor.running()[0].run_id)
         assert scheduler.settle(30)
-        # The freed slot takes 7 at once. complete_run failed for 6, so the store still
-        # holds it in progress, nothing of its outcome written: the schedule moved on.
-        assert [r.scheduled_for for r in executor.running()] == [7]
-        in_progress = store.currently_running("t1")
-        assert [r.scheduled_for for r in in_progress] == [6, 7]
-        assert in_progress[0].status is RunStatus.SCHEDULED
-        assert [line.message for line in in_progress[0].log] == []
-        # start_run of 6, complete_run of 6, start_run of 7.
-        errors = registry.get_sample_value(
-            "task_scheduler_errors_counter_total", {"error_type": "store error"}
-        )
-        assert errors == 1 + 3
+        assert errors() == 2
+        # The completion is not recorded: the slot stays busy, nothing else starts.
+        assert executor.running() == []
+        (in_progress,) = store.currently_running("t1")
+        assert (in_progress.scheduled_for, in_progress.status) == (6, RunStatus.STARTED)
+        tick(8)  # the wait starts at the first tick after the failure: 1 s
+        assert errors() == 2
+        tick(9)  # the first retry: fails again
+        assert errors() == 3
+        tick(10)  # the next waits 2 s
+        tick(11)
+        assert errors() == 3
 
         store.broken = set()
-        scheduler.tick(8)
-        assert scheduler.settle(30)
+        tick(12)  # recorded; the freed slot takes slot 7 at once
+        assert errors() == 3
+        assert store.find_run("t1", in_progress.id).status is RunStatus.SUCCESS
         assert [r.scheduled_for for r in executor.running()] == [7]
-        assert store.creates == [("t1", 7), ("t1", 7)]
-        errors = registry.get_sample_value(
-            "task_scheduler_errors_counter_total", {"error_type": "store error"}
-        )
-        assert errors == 4
+        assert [r.scheduled_for for r in executor.executed] == [6, 7]
 
 
 def test_execute_raising_fails_the_run_and_counts_an_error(harness: Harness) -> None:
@@ -693,15 +692,12 @@ def test_a_failing_handler_or_an_unknown_message_never_kills_an_actor(
     actor = h.scheduler._actor  # no public way to send an actor a message nobody knows
     assert actor is not None
     actor.tell(object())
-    store.malformed = 1  # the TaskActor's Tick handler fails on the None it gets
+    actor.tell(Tick(None))  # type: ignore[arg-type]  # the Tick handler fails on None
     h.tick(6)
-    assert h.running() == []
     errors = h.metric("task_scheduler_errors_counter_total", {"error_type": "internal error"})
     assert errors == 1
-    h.tick(7)
-    assert h.running() == [6]
-    assert store.creates == [("t1", 7)]  # the malformed answer was not recorded as a run
-    assert [run.scheduled_for for run in store.find_runs("t1")] == [6]
+    assert h.running() == [6]  # both actors went on
+    assert store.creates == [("t1", 6)]
 
 
 def _drain_signalling_scheduler(drained: threading.Event) -> type[Scheduler]:

@@ -41,6 +41,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
+from protocols.contracts import StoreOp, apply_ops
 from protocols.errors import (
     RunAlreadyQueued,
     RunNotDueYet,
@@ -276,6 +277,14 @@ class MemoryStore:
             return self._task(task_id).latest_completed
 
     # -- the control service (the scheduler's hot path) --------------------------------
+
+    #: Never blocks on I/O: the scheduler calls it inline, without a store actor.
+    does_io = False
+
+    def apply(self, ops: Sequence[StoreOp]) -> list[object]:
+        """The ops in order, under one lock hold; each op's result or exception."""
+        with self._lock:
+            return apply_ops(self, ops)
 
     def create_next_run(self, task_id: str, now: int) -> RunCreation:
         """The next manual run, else the run for the next slot if due by ``now``."""

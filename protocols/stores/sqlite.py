@@ -64,6 +64,7 @@ from typing import Any, Final, Literal
 
 import attrs
 
+from protocols.contracts import StoreOp
 from protocols.errors import (
     RunAlreadyQueued,
     RunNotDueYet,
@@ -191,6 +192,7 @@ class SQLiteStore:
         self._lock = threading.RLock()
         self._lock_file: int | None = None
         self._closed = False
+        self._batch = False  # inside apply(): calls are savepoints of its transaction
         if writer:
             self._lock_file = self._take_writer_lock()
         try:
@@ -355,11 +357,52 @@ class SQLiteStore:
             hint = "; the file is damaged: restore it from a backup or move it aside"
         return StoreError(self.path, f"store error: {call} on {self.path} failed: {text}{hint}")
 
-    @contextmanager
-    def _write(self, call: str) -> Iterator[sqlite3.Connection]:
-        """One write transaction; SQLite's errors become StoreError, ours pass through."""
+    def apply(self, ops: Sequence[StoreOp]) -> list[object]:
+        """The ops in order in one write transaction (one commit: group commit).
+
+        Each op runs inside a savepoint: one that raises is rolled back alone and its
+        exception is its result. A failed ``BEGIN`` or ``COMMIT`` raises StoreError:
+        then none of the ops took effect.
+        """
+        results: list[object] = []
         with self._lock:
             db = self._open_db()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._error("apply", exc) from exc
+            self._batch = True
+            try:
+                for op in ops:
+                    db.execute("SAVEPOINT op")
+                    try:
+                        results.append(op.call(self))
+                    except Exception as exc:
+                        db.execute("ROLLBACK TO op")
+                        results.append(exc)
+                    db.execute("RELEASE op")
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback(db)
+                raise self._error("apply", exc) from exc
+            except BaseException:
+                self._rollback(db)
+                raise
+            finally:
+                self._batch = False
+        return results
+
+    @contextmanager
+    def _write(self, call: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction; SQLite's errors become StoreError, ours pass through.
+
+        Inside :meth:`apply` it is a savepoint of the batch's transaction instead.
+        """
+        with self._lock:
+            db = self._open_db()
+            if self._batch:
+                yield from self._savepoint(call, db)
+                return
             try:
                 db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
@@ -374,11 +417,43 @@ class SQLiteStore:
                 self._rollback(db)
                 raise
 
+    def _savepoint(self, call: str, db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        try:
+            db.execute("SAVEPOINT call")
+        except sqlite3.Error as exc:
+            raise self._error(call, exc) from exc
+        try:
+            yield db
+        except sqlite3.Error as exc:
+            self._undo_savepoint(db)
+            raise self._error(call, exc) from exc
+        except BaseException:
+            self._undo_savepoint(db)
+            raise
+        try:
+            db.execute("RELEASE call")
+        except sqlite3.Error as exc:
+            raise self._error(call, exc) from exc
+
+    @staticmethod
+    def _undo_savepoint(db: sqlite3.Connection) -> None:
+        try:
+            db.execute("ROLLBACK TO call")
+            db.execute("RELEASE call")
+        except sqlite3.Error:
+            pass
+
     @contextmanager
     def _read(self, call: str) -> Iterator[sqlite3.Connection]:
-        """One read transaction (a consistent snapshot)."""
+        """One read transaction (a consistent snapshot); inside :meth:`apply`, the batch's."""
         with self._lock:
             db = self._open_db()
+            if self._batch:
+                try:
+                    yield db
+                except sqlite3.Error as exc:
+                    raise self._error(call, exc) from exc
+                return
             try:
                 db.execute("BEGIN")
                 try:
@@ -569,6 +644,10 @@ class SQLiteStore:
             return int(self._task_row(db, task_id)[4])
 
     # -- the control service -------------------------------------------------------------
+
+    #: Calls wait on the disk (and on other connections' locks): the scheduler reaches
+    #: this store through its store actor, which batches the run path's writes.
+    does_io = True
 
     def create_next_run(self, task_id: str, now: int) -> RunCreation:
         """The next manual run, else the run for the next slot if due by ``now``."""

@@ -40,7 +40,15 @@ from typing import Any
 
 import pytest
 
-from protocols.contracts import TaskStore
+from protocols.contracts import (
+    CompleteRun,
+    CreateRun,
+    FinishRun,
+    ReadClaimState,
+    ReadNextDue,
+    StartRun,
+    TaskStore,
+)
 from protocols.errors import (
     RunAlreadyQueued,
     RunNotDueYet,
@@ -49,7 +57,7 @@ from protocols.errors import (
     TaskAlreadyExists,
     TaskNotFound,
 )
-from protocols.model import LogEntry, Run, RunStatus, Task, TaskStatus
+from protocols.model import ClaimState, LogEntry, Run, RunCreation, RunStatus, Task, TaskStatus
 from protocols.options import TaskOptions
 
 __all__ = ["FakeClock", "TaskStoreContract", "make_task"]
@@ -894,6 +902,75 @@ class TaskStoreContract:
             store.complete_run("t1", run.run_id, 3.0, RunStatus.STARTED, ["x"])
         assert [r.id for r in store.currently_running("t1")] == [run.run_id]
         assert store.find_run("t1", run.run_id).log == ()
+
+    # -- apply: the run path's ops, batched --------------------------------------------------
+
+    def test_apply_returns_each_ops_result_in_order(self, store: TaskStore) -> None:
+        """apply: one result per op, in order; CreateRun creates and starts the run (its
+        lines logged, executed once) and returns the RunCreation."""
+        store.add_task(make_task("t1", every=10), latest_completed=100)
+        created, state = store.apply(
+            [CreateRun("t1", 1_000, 5.0, ("started",)), ReadClaimState("t1")]
+        )
+        assert isinstance(created, RunCreation)
+        run = created.created
+        assert run.scheduled_for == 110
+        assert created.next_due == 120
+        stored = store.find_run("t1", run.run_id)
+        assert (stored.status, stored.started_at, stored.executions) == (
+            RunStatus.STARTED,
+            5.0,
+            1,
+        )
+        assert [line.message for line in stored.log] == ["started"]
+        assert isinstance(state, ClaimState)
+        assert [r.id for r in state.started] == [run.run_id]
+
+    def test_apply_one_failing_op_fails_no_other(self, store: TaskStore) -> None:
+        """apply: an op that raises is that op's result, and changes nothing; the ops
+        around it take effect."""
+        store.add_task(make_task("t1", every=10), latest_completed=100)
+        first, unknown, not_due, finished = store.apply(
+            [
+                CreateRun("t1", 1_000, 5.0, ("started",)),
+                CreateRun("ghost", 1_000, 5.0, ("started",)),
+                CreateRun("t1", 50, 5.0, ("started",)),
+                ReadNextDue("t1"),
+            ]
+        )
+        assert isinstance(first, RunCreation)
+        assert isinstance(unknown, TaskNotFound)
+        assert isinstance(not_due, RunNotDueYet)
+        assert not_due.due_at == 120
+        assert finished == 120
+        assert [r.id for r in store.currently_running("t1")] == [first.created.run_id]
+        (done,) = store.apply(
+            [CompleteRun("t1", first.created.run_id, 7.0, RunStatus.SUCCESS, ("ok",))]
+        )
+        assert isinstance(done, Run)
+        assert done.status is RunStatus.SUCCESS
+        assert store.currently_running("t1") == []
+
+    def test_apply_start_finish_and_reads(self, store: TaskStore) -> None:
+        """apply: StartRun, FinishRun and ReadNextDue do what start_run, finish_run and
+        next_due_run do."""
+        store.add_task(make_task("t1", every=10), latest_completed=100)
+        run = store.create_next_run("t1", 1_000).created
+        started, finished, next_due = store.apply(
+            [
+                StartRun("t1", run.run_id, 4.0, ("again",)),
+                FinishRun("t1", run.run_id),
+                ReadNextDue("t1"),
+            ]
+        )
+        assert started is None
+        assert isinstance(finished, Run)
+        assert finished.started_at == 4.0
+        assert next_due == 120
+
+    def test_does_io_is_a_bool(self, store: TaskStore) -> None:
+        """does_io: says whether calls may block on I/O (the scheduler's store actor)."""
+        assert store.does_io in (True, False)
 
     def test_transitions_refuse_a_queued_run(self, store: TaskStore) -> None:
         """start_run and complete_run: a manual run still queued is not in progress."""

@@ -15,17 +15,44 @@ from typing import Final, TypeVar
 
 import attrs
 
-from protocols.contracts import TaskStore
+from protocols.contracts import StoreOp, TaskControlService, TaskStore
 from protocols.errors import RunNotDueYet, TaskNotFound
 from protocols.model import ClaimState, Run, RunCreation, RunStatus
-from protocols.testing.state_machine.recording import ForwardingStore
+from protocols.testing.state_machine.recording import ForwardingStore, unwrap_op
 
 __all__ = ["RUN_PATH", "FaultyStore", "StoreFault", "StoreUnavailable"]
 
 T = TypeVar("T")
 
-#: The control-service calls a fault may be armed on (the scheduler's run path).
-RUN_PATH: Final = ("create_next_run", "start_run", "complete_run", "finish_run")
+#: The store ops a fault may be armed on (the scheduler's run path): an armed op fails
+#: as a whole, as a transaction that could not commit does.
+RUN_PATH: Final = ("CreateRun", "StartRun", "CompleteRun", "FinishRun")
+
+
+@attrs.frozen
+class _InOp(StoreOp):
+    """``op`` applied through a FaultyStore, which notes which op its calls serve."""
+
+    op: StoreOp
+    faulty: FaultyStore
+
+    def call(self, store: TaskControlService) -> object:
+        local = self.faulty._local
+        local.op = type(unwrap_op(self.op)).__name__
+        try:
+            return self.op.call(self.faulty)
+        finally:
+            local.op = ""
+
+
+@attrs.frozen
+class _Refused(StoreOp):
+    """An op a FaultyStore refused: it raises, and changes nothing."""
+
+    error: Exception
+
+    def call(self, store: TaskControlService) -> object:
+        raise self.error
 
 
 class StoreUnavailable(ConnectionError):
@@ -42,6 +69,7 @@ class StoreFault:
     status: RunStatus | None = None  # update_run_state's
     injected: bool = True
     not_found: bool = False  # the store raised TaskNotFound
+    op: str = ""  # the store op the call served ("": called directly, not by an actor)
 
 
 class FaultyStore(ForwardingStore):
@@ -56,6 +84,7 @@ class FaultyStore(ForwardingStore):
         self._lock = threading.Lock()
         self._armed: dict[str, int] = {}
         self._faults: list[StoreFault] = []
+        self._local = threading.local()
 
     def arm(self, call: str, count: int = 1) -> None:
         """Make the next ``count`` calls of ``call`` raise :class:`StoreUnavailable`."""
@@ -78,6 +107,24 @@ class FaultyStore(ForwardingStore):
         with self._lock:
             faults, self._faults = self._faults, []
             return faults
+
+    def apply(self, ops: Sequence[StoreOp]) -> list[object]:
+        """The inner store's, but an op whose name is armed fails whole, untouched."""
+        return self.inner.apply([_InOp(self._check(op), self) for op in ops])
+
+    def _check(self, op: StoreOp) -> StoreOp:
+        inner = unwrap_op(op)
+        name = type(inner).__name__
+        with self._lock:
+            left = self._armed.get(name, 0)
+            if not left:
+                return op
+            self._armed[name] = left - 1
+            task_id: str = getattr(inner, "task_id", "")
+            run_id: int = getattr(inner, "run_id", 0)
+            status: RunStatus | None = getattr(inner, "status", None)
+            self._faults.append(StoreFault(name, task_id, run_id, status))
+        return _Refused(StoreUnavailable(f"{name}({task_id!r}): store unavailable (FaultyStore)"))
 
     def _call(
         self,
@@ -108,6 +155,7 @@ class FaultyStore(ForwardingStore):
                         status,
                         injected=False,
                         not_found=isinstance(exc, TaskNotFound),
+                        op=getattr(self._local, "op", ""),
                     )
                 )
             raise

@@ -21,6 +21,7 @@ from protocols.testing.state_machine.model import (
     DONE,
     EXECUTING,
     LEFT,
+    RECORDING,
     TERMINAL,
     RunModel,
 )
@@ -38,10 +39,6 @@ class StepRecord:
     executing_before: dict[str, int]  # runs in flight per task before the step's events
     started: set[int]  # runs executed in this step
     finishing: set[int]  # runs finish_run was called for in this step
-
-
-#: The store calls that write a run (a fault in one leaves the run's record a prefix).
-RUN_WRITES = ("update_run_state", "add_run_log", "finish_run", "start_run", "complete_run")
 
 
 class CheckedMachine(MachineBase):
@@ -103,7 +100,8 @@ class CheckedMachine(MachineBase):
         assert self.scheduler.settle(self.settle_timeout), "the actors did not settle"
         model = self.model
         executing_before = {
-            task_id: len(model.executing(task_id)) for task_id in (*self.task_ids, "ghost")
+            task_id: len(model.executing(task_id)) + len(model.recording(task_id))
+            for task_id in (*self.task_ids, "ghost")
         }
         for claim in model.claims.values():
             claim.created = False
@@ -132,6 +130,13 @@ class CheckedMachine(MachineBase):
                 assert run.finishes == 1, f"finish_run called twice for run {run.id}"
                 if run.completing:  # its outcome was recorded: the claim completed it
                     run.completing = run.recorded = run.unfinished = False
+                    run.state = DONE
+                elif run.state == RECORDING:  # a completion the store refused, retried
+                    statuses = run.statuses[-2:] if run.faulted else run.statuses
+                    assert statuses == [RunStatus.STARTED, run.expected], (
+                        f"run {run.id}: states {[s.value for s in run.statuses]} once its "
+                        f"completion was retried, expected started -> {run.expected}"
+                    )
                     run.state = DONE
                 else:  # (a run whose finish_run failed before is finished now)
                     run.unfinished = run.recorded = False
@@ -177,7 +182,7 @@ class CheckedMachine(MachineBase):
                 expect[run.id] = RunStatus.FAILED
                 execute_failed.add(run.id)
 
-        finish_failed = self._replay_faults(expect)
+        refused = self._replay_faults(expect)
         for run_id in finishing:
             run = model.runs[run_id]
             assert run_id in expect, (
@@ -185,10 +190,23 @@ class CheckedMachine(MachineBase):
             )
         for run_id, status in expect.items():
             run = model.runs[run_id]
-            self._check_finished(run, status, run_id in finishing or run_id in finish_failed)
+            if run_id in refused and run.state == EXECUTING:
+                # Its completion was refused: counted as ended, recorded when a retry lands.
+                self.model.finished(run, status, recorded=False)
+                continue
+            self._check_finished(run, status, run_id in finishing)
+        # A release gives up the completions still to retry: the store keeps those runs
+        # in progress, and the next claim executes them again. (A claim right after a
+        # release, before the run ended, revives the TaskActor holding it: it retries.)
+        for run in model.recording():
+            if run.task_id not in model.claims:
+                run.state = DONE
+                run.unfinished = run.faulted = True
+                run.recorded = False
+        model.faulted_tasks |= {run.task_id for run in model.recording()}
         for run_id in execute_failed:
             run = model.runs[run_id]
-            if run.faulted or run.removed:
+            if run.faulted or run.removed or run.state == RECORDING:
                 continue
             log = [entry.message for entry in self.store.find_run(run.task_id, run_id).log]
             assert any(line.startswith("Run failed to begin execution") for line in log), log
@@ -283,37 +301,43 @@ class CheckedMachine(MachineBase):
             run.recorded = stored.status in TERMINAL
 
     def _replay_faults(self, expect: dict[int, RunStatus]) -> set[int]:
-        """Apply the store calls that failed in this step; the runs whose finish_run failed."""
-        finish_failed: set[int] = set()
+        """Apply the store ops that failed in this step; the runs whose completion the
+        store refused (their slots stay busy: the scheduler retries them on ticks).
+
+        An injected fault refuses a whole op (nothing of it is written). Of the store's
+        own errors, TaskNotFound (the task was removed underneath) releases the claim,
+        counted once; any other error of an actor's op counts a store error.
+        """
+        refused: set[int] = set()
         faulty = self.faulty
         if faulty is None:
-            return finish_failed
+            return refused
         model = self.model
         faulted: set[str] = set()
         for fault in faulty.take_faults():
-            if fault.call == "create_next_run":
-                if fault.not_found:
-                    self._vanished(fault.task_id, expect)
-                elif fault.injected:
-                    model.store_errors += 1
-                    faulted.add(fault.task_id)
-            elif fault.call in RUN_WRITES:
+            if fault.injected:
                 model.store_errors += 1
-                run = model.runs.get(fault.run_id)
-                if run is None:
-                    continue
-                run.faulted = True
-                if fault.call in ("finish_run", "complete_run"):
-                    if run.completing:
-                        continue  # a claim's completion failed: the next claim tries again
-                    run.unfinished = True
-                    finish_failed.add(run.id)
+                if fault.call in ("CreateRun", "StartRun"):
+                    faulted.add(fault.task_id)  # tried again on the next tick
+                elif fault.call == "CompleteRun":
+                    run = model.runs.get(fault.run_id)
+                    if run is not None and not (run.completing or run.abandoned):
+                        refused.add(run.id)
+                # FinishRun, or a claim's completion of a run: the next claim tries again.
+                continue
+            if not fault.op:
+                continue  # a call of the facade's: the rule that made it checks it
+            if fault.not_found:
+                if fault.task_id in model.claims:
+                    self._vanished(fault.task_id, expect)
+                continue
+            model.store_errors += 1
         # A tick retries every task still due: only this step's failures stay excused.
         if self._ticking:
             model.faulted_tasks = faulted
         else:
             model.faulted_tasks |= faulted
-        return finish_failed
+        return refused
 
     def _vanished(self, task_id: str, expect: dict[int, RunStatus]) -> None:
         """The scheduler found ``task_id`` gone from the store: it releases the claim."""
@@ -344,7 +368,12 @@ class CheckedMachine(MachineBase):
         running = {r.run_id for r in self.executor.running()}
         runs = self.model.runs
         for run in runs.values():
-            if run.state == EXECUTING:
+            if run.state == RECORDING:
+                assert run.id not in running, run
+                assert run.finishes == 0, run
+                if not (run.faulted or run.removed):  # else executed before: a longer list
+                    assert run.statuses == [RunStatus.STARTED], (run.id, run.statuses)
+            elif run.state == EXECUTING:
                 assert run.id in running, f"run {run.id} should be in flight at the executor"
                 if not (run.faulted or run.removed):
                     assert run.statuses == [RunStatus.STARTED], (run.id, run.statuses)
@@ -381,7 +410,7 @@ class CheckedMachine(MachineBase):
                 )
                 continue
             concurrency = claim.task.options.concurrency
-            count = len(executing)
+            count = len(executing) + len(self.model.recording(task_id))
             assert count <= max(concurrency, executing_before[task_id]), (
                 f"{task_id}: {count} runs in flight, concurrency {concurrency}"
             )
@@ -393,15 +422,12 @@ class CheckedMachine(MachineBase):
                 f"{task_id}: a run was created while runs left in progress wait to be "
                 f"resumed: {list(claim.resume)}"
             )
-            if count < concurrency:
+            if count < concurrency and task_id not in self.model.faulted_tasks:
                 assert not claim.resume, (
                     f"{task_id}: a free slot, and runs left in progress not resumed: "
                     f"{list(claim.resume)}"
                 )
-                if (
-                    claim.task.status is TaskStatus.ACTIVE
-                    and task_id not in self.model.faulted_tasks
-                ):
+                if claim.task.status is TaskStatus.ACTIVE:
                     assert not model.queue, (
                         f"{task_id}: a free slot, and manual runs waiting: {list(model.queue)}"
                     )

@@ -22,6 +22,7 @@ __all__ = [
     "DONE",
     "EXECUTING",
     "LEFT",
+    "RECORDING",
     "TERMINAL",
     "ClaimModel",
     "Model",
@@ -34,6 +35,8 @@ __all__ = [
 CREATED: Final = "created"  # created by the scheduler, not executed yet
 LEFT: Final = "left"  # in progress in the store, no scheduler has it (a crash left it)
 EXECUTING: Final = "executing"
+#: Ended, its completion refused by the store: the slot stays busy, later ticks retry it.
+RECORDING: Final = "recording"
 DONE: Final = "done"
 
 TERMINAL: Final = frozenset({RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.CANCELED})
@@ -127,6 +130,14 @@ class Model:
             key=lambda r: r.id,
         )
 
+    def recording(self, task_id: str | None = None) -> list[RunModel]:
+        """The runs ended whose completion the scheduler retries (of ``task_id``, or all)."""
+        return [
+            r
+            for r in self.runs.values()
+            if r.state == RECORDING and (task_id is None or r.task_id == task_id)
+        ]
+
     def left(self, task_id: str) -> list[RunModel]:
         """The runs of ``task_id`` left in progress by a crash, in slot order."""
         return sorted(
@@ -162,9 +173,9 @@ class Model:
         """When the run of ``task_id`` for ``slot`` is due (the oracle's)."""
         return expected_due(self.tasks[task_id].task.options, slot)
 
-    def finished(self, run: RunModel, status: RunStatus) -> None:
-        """Count ``run`` ending ``status``."""
-        run.state = DONE
+    def finished(self, run: RunModel, status: RunStatus, *, recorded: bool = True) -> None:
+        """Count ``run`` ending ``status`` (``recorded``: and its completion is durable)."""
+        run.state = DONE if recorded else RECORDING
         run.expected = status
         if status is RunStatus.SUCCESS:
             self.total_success += 1

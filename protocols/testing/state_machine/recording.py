@@ -16,7 +16,7 @@ from typing import Final
 
 import attrs
 
-from protocols.contracts import TaskStore
+from protocols.contracts import StoreOp, TaskControlService, TaskStore
 from protocols.errors import RunNotDueYet
 from protocols.model import ClaimState, QueuedRun, Run, RunCreation, RunStatus, Task
 
@@ -28,6 +28,8 @@ __all__ = [
     "ForwardingStore",
     "RecordingStore",
     "StoreEvent",
+    "Via",
+    "unwrap_op",
 ]
 
 CREATE: Final = "create"
@@ -49,16 +51,45 @@ class StoreEvent:
     status: RunStatus | None = None  # STATE: the status set
 
 
+@attrs.frozen
+class Via(StoreOp):
+    """``op`` performed with the methods of ``via`` (a wrapper), whatever store applies it:
+    the inner store's ``apply`` gives the transaction, the wrapper sees every call."""
+
+    op: StoreOp
+    via: TaskControlService
+
+    def call(self, store: TaskControlService) -> object:
+        return self.op.call(self.via)
+
+
+def unwrap_op(op: StoreOp) -> StoreOp:
+    """The op a chain of :class:`Via` wraps."""
+    while isinstance(op, Via):
+        op = op.op
+    return op
+
+
 class ForwardingStore:
     """A :class:`~protocols.TaskStore` that forwards every call to ``inner``.
 
-    Subclass it to change a few calls (fail some, delay some, record some).
+    Subclass it to change a few calls (fail some, delay some, record some). ``apply``
+    runs each op through this wrapper's methods inside the inner store's transaction.
     """
 
     def __init__(self, inner: TaskStore) -> None:
         self.inner = inner
 
     # -- the control service --------------------------------------------------------
+
+    @property
+    def does_io(self) -> bool:
+        """The inner store's."""
+        return self.inner.does_io
+
+    def apply(self, ops: Sequence[StoreOp]) -> list[object]:
+        """The inner store's transaction, each op calling this wrapper's methods."""
+        return self.inner.apply([Via(op, self) for op in ops])
 
     def create_next_run(self, task_id: str, now: int) -> RunCreation:
         """The inner store's."""
