@@ -23,17 +23,25 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections import deque
 from collections.abc import Sequence
 from typing import Any, Final, Protocol
 
 from pykka import ActorDeadError, ActorRef
 
 from actors.runtime import Runtime
-from protocols.contracts import StoreOp, TaskControlService
+from protocols.contracts import CreateRun, StartRun, StoreOp, TaskControlService
 from protocols.errors import SchedulerError
 from protocols.messages import StoreReply
 
-__all__ = ["DEFAULT_MAX_BATCH", "PENDING", "InlinePort", "StoreActor", "StorePort"]
+__all__ = [
+    "DEFAULT_MAX_BATCH",
+    "DEFAULT_START_BATCH",
+    "PENDING",
+    "InlinePort",
+    "StoreActor",
+    "StorePort",
+]
 
 logger = logging.getLogger("tickactors.store")
 
@@ -50,6 +58,15 @@ PENDING: Final[Any] = _Pending()
 
 #: Ops applied in one transaction at most.
 DEFAULT_MAX_BATCH = 512
+#: Starts (CreateRun, StartRun) applied in one transaction at most: their replies are
+#: what runs wait for, so they go in smaller batches than the other ops.
+DEFAULT_START_BATCH = 64
+
+_STARTS = (CreateRun, StartRun)
+
+
+def _take(items: deque[tuple[StoreOp, ActorRef[Any]]], count: int) -> list[Any]:
+    return [items.popleft() for _ in range(min(count, len(items)))]
 
 
 class StorePort(Protocol):
@@ -108,8 +125,9 @@ class StoreActor:
     It is an actor in all but its runtime: its state (the store's connection) is touched
     by its thread only, and others reach it only by messages (``call`` queues one).
     It gets a thread because it blocks (on the disk, on the database), which an actor on
-    the pool must never do. Each pass takes every op queued (up to ``max_batch``),
-    applies them with ``store.apply`` in one transaction, and replies to each requester.
+    the pool must never do. Each pass takes every op queued and applies a batch of them
+    with ``store.apply`` in one transaction (starts first, up to ``start_batch``; then
+    the rest, up to ``max_batch``), and replies to each requester.
 
     A batch whose commit fails fails each of its ops with that error: the requesters
     decide (the TaskActor retries a completion on later ticks, its slot kept busy).
@@ -123,13 +141,18 @@ class StoreActor:
         runtime: Runtime,
         *,
         max_batch: int = DEFAULT_MAX_BATCH,
+        start_batch: int = DEFAULT_START_BATCH,
         name: str = "tickactors-store",
     ) -> None:
-        if max_batch < 1:
-            raise ValueError(f"max_batch must be at least 1, got {max_batch!r}")
+        if max_batch < 1 or start_batch < 1:
+            raise ValueError(
+                f"max_batch and start_batch must be at least 1, got {max_batch!r} and "
+                f"{start_batch!r}"
+            )
         self._store = store
         self._runtime = runtime
         self._max_batch = max_batch
+        self._start_batch = start_batch
         self._inbox: queue.SimpleQueue[tuple[StoreOp, ActorRef[Any]] | _Barrier | None] = (
             queue.SimpleQueue()
         )
@@ -162,38 +185,69 @@ class StoreActor:
         self._closed = True
         self._inbox.put(_STOP)
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            return
+        # An op that raced with close() (queued after the stop): answered, not applied.
+        while True:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, _Barrier):
+                item.event.set()
+            elif item is not None:
+                op, reply_to = item
+                closed = SchedulerError(f"store actor closed: {type(op).__name__} not applied")
+                try:
+                    reply_to.tell(StoreReply(op, closed))
+                except Exception:
+                    pass
+                finally:
+                    self._runtime.unhold()
 
     # -- the store actor's thread ----------------------------------------------------
 
     def _loop(self) -> None:
-        get, get_nowait = self._inbox.get, self._inbox.get_nowait
-        batch: list[tuple[StoreOp, ActorRef[Any]]] = []
-        barriers: list[_Barrier] = []
+        """Take what is queued; apply starts first, in small batches, then the rest.
+
+        A run waits for its :class:`CreateRun` (or :class:`StartRun`) before it can
+        execute, while a completion only frees a slot: so starts overtake the other ops
+        queued (each kind keeps its own order, and a start never depends on another
+        task's op nor on a completion of its own task), and go in batches of
+        ``start_batch``, whose replies reach the pool while the next batch is applied.
+        A barrier (``sync``) or ``close`` first applies everything queued before it.
+        """
+        inbox = self._inbox
+        starts: deque[tuple[StoreOp, ActorRef[Any]]] = deque()
+        others: deque[tuple[StoreOp, ActorRef[Any]]] = deque()
         while True:
-            item = get()
+            barrier: _Barrier | None = None
             stopping = False
+            idle = not (starts or others)
             while True:
+                try:
+                    item = inbox.get() if idle else inbox.get_nowait()
+                except queue.Empty:
+                    break
+                idle = False
                 if item is _STOP:
                     stopping = True
                     break
                 if isinstance(item, _Barrier):
-                    barriers.append(item)
-                else:
-                    batch.append(item)
-                if len(batch) >= self._max_batch:
+                    barrier = item
                     break
-                try:
-                    item = get_nowait()
-                except queue.Empty:
-                    break
-            if batch:
-                self._apply(batch)
-                batch = []
-            for barrier in barriers:
-                barrier.event.set()
-            barriers = []
-            if stopping:
-                return
+                (starts if isinstance(item[0], _STARTS) else others).append(item)
+            if barrier is not None or stopping:
+                while starts or others:
+                    self._apply(_take(starts or others, self._max_batch))
+                if barrier is not None:
+                    barrier.event.set()
+                if stopping:
+                    return
+            elif starts:
+                self._apply(_take(starts, self._start_batch))
+            elif others:
+                self._apply(_take(others, self._max_batch))
 
     def _apply(self, batch: Sequence[tuple[StoreOp, ActorRef[Any]]]) -> None:
         ops = [op for op, _ in batch]

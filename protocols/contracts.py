@@ -7,7 +7,7 @@ inheritance is needed. Pre- and post-conditions are documented once, here.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
@@ -231,15 +231,12 @@ class StoreOp:
     """One atomic store transition, applied by ``TaskControlService.apply``.
 
     Ops are plain data (a store actor batches them from many actors into one
-    transaction); :meth:`call` performs the op with the store's own methods.
-    ``retried`` says whether a failure other than the contract's own errors
-    (:class:`~protocols.errors.TaskNotFound`, :class:`~protocols.errors.RunNotFound`,
-    :class:`ValueError`, :class:`~protocols.errors.RunNotDueYet`) is retried
-    while the slot stays busy, or reported to the caller to decide.
+    transaction); :meth:`call` performs the op with the store's own methods. A store
+    may apply an op its own way (fewer statements) as long as the effect and the
+    result are the ones :meth:`call` gives.
     """
 
     __slots__ = ()
-    retried: ClassVar[bool] = False
 
     def call(self, store: TaskControlService) -> object:
         raise NotImplementedError
@@ -263,9 +260,8 @@ class CreateRun(StoreOp):
 
 @attrs.frozen
 class StartRun(StoreOp):
-    """``start_run``: a run resumed after a restart is started again (retried on failure)."""
+    """``start_run``: a run resumed after a restart is started again."""
 
-    retried: ClassVar[bool] = True
     task_id: str
     run_id: int
     when: float
@@ -277,17 +273,18 @@ class StartRun(StoreOp):
 
 @attrs.frozen
 class CompleteRun(StoreOp):
-    """``complete_run``: the outcome, lines and finish of a run (retried on failure)."""
+    """``complete_run``: the outcome, lines and finish of a run. Returns True if this
+    completed the run, False if it was finished already (so a retry doubles nothing)."""
 
-    retried: ClassVar[bool] = True
     task_id: str
     run_id: int
     when: float
     status: RunStatus
     lines: tuple[str, ...]
 
-    def call(self, store: TaskControlService) -> Run | None:
-        return store.complete_run(self.task_id, self.run_id, self.when, self.status, self.lines)
+    def call(self, store: TaskControlService) -> bool:
+        done = store.complete_run(self.task_id, self.run_id, self.when, self.status, self.lines)
+        return done is not None
 
 
 @attrs.frozen

@@ -947,9 +947,14 @@ class TaskStoreContract:
         (done,) = store.apply(
             [CompleteRun("t1", first.created.run_id, 7.0, RunStatus.SUCCESS, ("ok",))]
         )
-        assert isinstance(done, Run)
-        assert done.status is RunStatus.SUCCESS
+        assert done is True
+        assert store.find_run("t1", first.created.run_id).status is RunStatus.SUCCESS
         assert store.currently_running("t1") == []
+        (again,) = store.apply(
+            [CompleteRun("t1", first.created.run_id, 8.0, RunStatus.FAILED, ("late",))]
+        )
+        assert again is False  # idempotent: finished already, nothing changed
+        assert store.find_run("t1", first.created.run_id).status is RunStatus.SUCCESS
 
     def test_apply_start_finish_and_reads(self, store: TaskStore) -> None:
         """apply: StartRun, FinishRun and ReadNextDue do what start_run, finish_run and
