@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import stat
@@ -11,6 +12,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import attrs
 import pytest
 
 pytest.register_assert_rewrite("protocols.testing.store_contract")
@@ -137,6 +139,38 @@ def test_a_database_from_a_newer_tickactors_is_refused_untouched(path: Path) -> 
     assert str(path) in str(refused.value)
     assert f"schema version {SCHEMA_VERSION + 1}" in str(refused.value)
     assert path.read_bytes() == before
+
+
+def test_a_version_1_database_is_migrated_and_keeps_its_schedule(path: Path) -> None:
+    """A file of schema 1 (before the task row kept its queue and latest created slot) is
+    migrated on open: runs in progress, the manual queue and the next slot are as before."""
+    from protocols.stores.sqlite import _MIGRATIONS, APPLICATION_ID
+
+    with sqlite3.connect(path) as db:
+        db.executescript(_MIGRATIONS[0])
+        db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        db.execute("PRAGMA user_version = 1")
+        db.execute(
+            "INSERT INTO tasks (id, options, status, script, latest_completed) VALUES "
+            "('t1', ?, 'active', 'echo hi', 100)",
+            (json.dumps(attrs.asdict(make_task("t1").options), sort_keys=True),),
+        )
+        db.executemany(
+            "INSERT INTO runs (task_id, scheduled_for, requested_at, state, status) "
+            "VALUES ('t1', ?, ?, ?, 'scheduled')",
+            [(110, 0, 1), (120, 0, 1), (50, 7, 0), (60, 8, 0)],  # two in progress, two queued
+        )
+    with SQLiteStore(path, clock=FakeClock(1_000.0)) as store:
+        state = store.claim_state("t1")
+        assert state.has_queue
+        assert [run.scheduled_for for run in state.unstarted] == [110, 120]
+        assert state.next_due == 130  # after the latest slot in progress
+        manual = store.create_next_run("t1", 1_000)
+        assert (manual.created.scheduled_for, manual.has_queue) == (50, True)
+        assert store.create_next_run("t1", 1_000).has_queue is False
+        assert store.create_next_run("t1", 1_000).created.scheduled_for == 130
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_a_sqlite_file_of_another_application_is_refused(path: Path) -> None:

@@ -17,7 +17,7 @@ from actors import Scheduler
 from actors.runtime import PooledActor, Runtime
 from actors.store_actor import PENDING, InlinePort, StoreActor
 from protocols import MemoryStore, QueuedRun, RunStatus, SQLiteStore
-from protocols.contracts import CreateRun, ReadNextDue, StoreOp
+from protocols.contracts import CompleteRun, CreateRun, ReadNextDue, StoreOp
 from protocols.errors import SchedulerError, StoreError, TaskNotFound
 from protocols.messages import StoreReply
 from protocols.model import RunCreation
@@ -92,6 +92,41 @@ def test_ops_queued_while_a_batch_commits_go_in_one_transaction(runtime: Runtime
             r.result.created.scheduled_for for r in got[1:] if isinstance(r.result, RunCreation)
         ]
         assert slots == list(range(1, 51))  # applied in the order sent
+    finally:
+        store.gate.set()
+        actor.close(SETTLE)
+
+
+def test_starts_overtake_other_ops_and_each_kind_keeps_its_order(runtime: Runtime) -> None:
+    """Queued together, CreateRun ops are applied (and replied to) before completions and
+    reads queued earlier; within each kind the order sent is kept."""
+    store = _GatedStore()
+    for task_id in ("t1", "t2"):
+        store.add_task(make_task(task_id, every=1), latest_completed=0)
+    first = store.create_next_run("t1", 1_000).created
+    actor = StoreActor(store, runtime)
+    ref, got = _requester(runtime)
+    try:
+        store.gate.clear()
+        actor.call(ReadNextDue("t2"), ref)
+        assert store.entered.wait(SETTLE)
+        actor.call(CompleteRun("t1", first.run_id, 1.0, RunStatus.SUCCESS, ()), ref)
+        actor.call(ReadNextDue("t1"), ref)
+        actor.call(CreateRun("t2", 1_000, 1.0, ()), ref)
+        actor.call(CreateRun("t2", 1_000, 1.0, ()), ref)
+        store.gate.set()
+        assert runtime.settle(SETTLE)
+        assert [type(r.op).__name__ for r in got] == [
+            "ReadNextDue",
+            "CreateRun",
+            "CreateRun",
+            "CompleteRun",
+            "ReadNextDue",
+        ]
+        assert store.batches == [1, 2, 2]
+        assert [r.result.created.scheduled_for for r in got[1:3]] == [1, 2]  # type: ignore[attr-defined]
+        assert got[3].result is True
+        assert got[4].result == 2  # the read after the completion sees it
     finally:
         store.gate.set()
         actor.close(SETTLE)
