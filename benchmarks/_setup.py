@@ -98,7 +98,8 @@ class Rig:
             results.note(
                 f"{self.system}: SQLiteStore('<file in a fresh temporary directory>'), "
                 f"durability={self.store.durability!r} ({mode[self.store.durability]}); "
-                "one transaction per store call."
+                "the run path's writes group-committed by the store actor (one "
+                "transaction per batch of ops)."
             )
 
     def add(self, tasks: Iterable[Task], latest_completed: int) -> list[Task]:

@@ -14,10 +14,15 @@ from pathlib import Path
 
 import attrs
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 pytest.register_assert_rewrite("protocols.testing.store_contract")
 
 from protocols import (  # noqa: E402
+    MemoryStore,
+    Run,
+    RunAlreadyQueued,
     RunStatus,
     SQLiteStore,
     StoreError,
@@ -25,6 +30,16 @@ from protocols import (  # noqa: E402
     StoreTooNew,
     TaskStore,
 )
+from protocols.contracts import (  # noqa: E402
+    CompleteRun,
+    CreateRun,
+    FinishRun,
+    ReadClaimState,
+    ReadNextDue,
+    StartRun,
+    StoreOp,
+)
+from protocols.model import ClaimState, RunCreation  # noqa: E402
 from protocols.stores.sqlite import RETENTION_BATCH, SCHEMA_VERSION  # noqa: E402
 from protocols.testing.store_contract import (  # noqa: E402
     FakeClock,
@@ -376,3 +391,112 @@ def test_a_full_database_raises_store_error_and_loses_nothing_committed(
     finally:
         store._db.execute("PRAGMA max_page_count = 1073741823")
     assert store.force_run("t1", 50_000).scheduled_for == 50_000
+
+
+# -- apply(): SQLite's set-wise writes behave as MemoryStore's op by op ---------------------
+
+
+_TASKS = ("t1", "t2", "t3")
+
+
+def _ops(run_ids: int) -> st.SearchStrategy[StoreOp]:
+    task = st.sampled_from((*_TASKS, "ghost"))
+    run_id = st.integers(1, run_ids)
+    status = st.sampled_from(
+        [RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.CANCELED, RunStatus.STARTED]
+    )
+    lines = st.lists(st.sampled_from(["a", "b"]), max_size=2).map(tuple)
+    return st.one_of(
+        st.builds(CreateRun, task, st.integers(0, 40), st.just(5.0), lines),
+        st.builds(CompleteRun, task, run_id, st.just(6.0), status, lines),
+        st.builds(StartRun, task, run_id, st.just(7.0), lines),
+        st.builds(FinishRun, task, run_id),
+        st.builds(ReadNextDue, task),
+        st.builds(ReadClaimState, task),
+    )
+
+
+def _norm(result: object) -> object:
+    if isinstance(result, Exception):
+        return type(result).__name__
+    if isinstance(result, RunCreation):
+        return (*attrs.astuple(result.created), result.next_due, result.has_queue)
+    if isinstance(result, ClaimState):
+        return (
+            result.next_due,
+            result.has_queue,
+            [r.id for r in result.unstarted],
+            [r.id for r in result.started],
+        )
+    if isinstance(result, Run):
+        return _stored(result)
+    return result
+
+
+def _stored(run: Run) -> tuple[object, ...]:
+    return (
+        run.id,
+        run.status,
+        run.scheduled_for,
+        run.requested_at,
+        run.started_at,
+        run.finished_at,
+        run.executions,
+        [(line.when, line.message) for line in run.log],
+    )
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    every=st.lists(st.sampled_from([1, 5, 10]), min_size=3, max_size=3),
+    manual=st.lists(st.tuples(st.sampled_from(_TASKS), st.integers(0, 30)), max_size=4),
+    batches=st.lists(st.lists(_ops(12), min_size=1, max_size=12), min_size=1, max_size=6),
+)
+def test_apply_on_sqlite_matches_the_memory_store_op_by_op(
+    tmp_path_factory: pytest.TempPathFactory,
+    every: list[int],
+    manual: list[tuple[str, int]],
+    batches: list[list[StoreOp]],
+) -> None:
+    """Random batches of run-path ops give SQLiteStore the results and the runs that
+    MemoryStore gives applying them one by one (SQLite writes runs of CreateRun and
+    CompleteRun ops set-wise: this checks that shortcut against the reference)."""
+    clock = FakeClock(1_000.0)
+    memory = MemoryStore(clock=clock)
+    path = tmp_path_factory.mktemp("apply") / "t.db"
+    with SQLiteStore(path, clock=clock) as sqlite:
+        for store in (memory, sqlite):
+            for task_id, seconds in zip(_TASKS, every, strict=True):
+                store.add_task(make_task(task_id, every=seconds), latest_completed=0)
+            for task_id, slot in manual:
+                try:
+                    store.force_run(task_id, slot)
+                except RunAlreadyQueued:
+                    pass
+        for batch in batches:
+            expected = [_norm(memory.apply([op])[0]) for op in batch]
+            assert [_norm(result) for result in sqlite.apply(batch)] == expected, batch
+        for task_id in _TASKS:
+            assert [_stored(r) for r in sqlite.find_runs(task_id)] == [
+                _stored(r) for r in memory.find_runs(task_id)
+            ]
+            assert _norm(sqlite.claim_state(task_id)) == _norm(memory.claim_state(task_id))
+
+
+def test_a_group_of_completions_never_moves_latest_completed_back(store: SQLiteStore) -> None:
+    """Completed together (set-wise), an older run finishing after a newer one leaves
+    latest completed at the newer slot, as one by one."""
+    store.add_task(make_task("t2"), latest_completed=100)
+    older, newer, other = (
+        store.create_next_run(task_id, 1_000).created for task_id in ("t1", "t1", "t2")
+    )
+    assert store.apply([CompleteRun("t1", newer.run_id, 1.0, RunStatus.SUCCESS, ())]) == [True]
+    assert store.apply(
+        [
+            CompleteRun("t2", other.run_id, 1.0, RunStatus.SUCCESS, ()),
+            CompleteRun("t1", older.run_id, 1.0, RunStatus.FAILED, ()),
+        ]
+    ) == [True, True]
+    assert store.latest_completed("t1") == newer.scheduled_for
+    assert store.latest_completed("t2") == other.scheduled_for
+    assert store.next_due_run("t1") == newer.scheduled_for + 10

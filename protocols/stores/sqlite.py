@@ -387,16 +387,14 @@ class SQLiteStore:
                 raise self._error("apply", exc) from exc
             self._batch = True
             try:
-                for op in ops:
-                    db.execute("SAVEPOINT op")
-                    try:
-                        results.append(self._apply_one(db, op))
-                    except Exception as exc:
-                        db.execute("ROLLBACK TO op")
-                        if isinstance(exc, sqlite3.Error):
-                            exc = self._error(type(op).__name__, exc)
-                        results.append(exc)
-                    db.execute("RELEASE op")
+                index = 0
+                while index < len(ops):
+                    group = _group_at(ops, index)
+                    if len(group) > 1:
+                        results.extend(self._apply_group(db, group))
+                    else:
+                        results.append(self._apply_single(db, ops[index]))
+                    index += len(group)
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback(db)
@@ -406,6 +404,163 @@ class SQLiteStore:
                 raise
             finally:
                 self._batch = False
+        return results
+
+    def _apply_single(self, db: sqlite3.Connection, op: StoreOp) -> object:
+        """One op in its own savepoint: its result, or the exception it raised (undone)."""
+        db.execute("SAVEPOINT op")
+        try:
+            result = self._apply_one(db, op)
+        except Exception as exc:
+            db.execute("ROLLBACK TO op")
+            if isinstance(exc, sqlite3.Error):
+                exc = self._error(type(op).__name__, exc)
+            result = exc
+        db.execute("RELEASE op")
+        return result
+
+    def _apply_group(self, db: sqlite3.Connection, group: Sequence[StoreOp]) -> list[object]:
+        """Consecutive CreateRun (or CompleteRun) ops of distinct tasks (runs), written
+        with a few set-wise statements instead of several each: every statement is a
+        GIL hand-off for the store actor's thread. The effects and results are those of
+        the ops one by one; anything unexpected undoes the group, which is then applied
+        op by op."""
+        db.execute("SAVEPOINT grp")
+        try:
+            if type(group[0]) is CreateRun:
+                results = self._create_group(db, group)  # type: ignore[arg-type]
+            else:
+                results = self._complete_group(db, group)  # type: ignore[arg-type]
+        except Exception:
+            db.execute("ROLLBACK TO grp")
+            db.execute("RELEASE grp")
+            return [self._apply_single(db, op) for op in group]
+        db.execute("RELEASE grp")
+        return results
+
+    def _create_group(self, db: sqlite3.Connection, ops: Sequence[CreateRun]) -> list[object]:
+        results: list[object] = [None] * len(ops)
+        rows = {
+            row[0]: row[1:]
+            for row in db.execute(
+                "SELECT id, options, script, max(latest_completed, coalesce(latest_created, "
+                f"latest_completed)), queued FROM tasks WHERE id IN ({_marks(len(ops))})",
+                [op.task_id for op in ops],
+            )
+        }
+        due_now: list[tuple[int, CreateRun, int, int, int, str, TaskOptions]] = []
+        for k, op in enumerate(ops):
+            row = rows.get(op.task_id)
+            if row is None:
+                results[k] = TaskNotFound(op.task_id)
+                continue
+            options_json, script, base, queued = row
+            if queued:  # a manual run first: the one-by-one path (rare)
+                results[k] = self._apply_single(db, op)
+                continue
+            options = _options_of(options_json)
+            slot = self._next_slot(op.task_id, options_json, options, base)
+            due = due_time(options, slot)
+            if due > op.now:
+                results[k] = RunNotDueYet(due)
+                continue
+            following = self._next_slot(op.task_id, options_json, options, slot)
+            due_now.append((k, op, slot, due, following, script, options))
+        if not due_now:
+            return results
+        started = RunStatus.STARTED.value
+        params: list[Any] = []
+        for _, op, slot, *_ in due_now:
+            params += (op.task_id, slot, _IN_PROGRESS, started, float(op.when))
+        ids = dict(
+            db.execute(
+                "INSERT INTO runs (task_id, scheduled_for, requested_at, state, status, "
+                "started_at, executions) VALUES "
+                + ",".join(["(?, ?, 0, ?, ?, ?, 1)"] * len(due_now))
+                + " RETURNING task_id, id",
+                params,
+            ).fetchall()
+        )
+        db.executemany(
+            "UPDATE tasks SET latest_created = ? WHERE id = ?",
+            [(slot, op.task_id) for _, op, slot, *_ in due_now],
+        )
+        db.executemany(
+            "INSERT INTO run_logs (run_id, at, message) VALUES (?, ?, ?)",
+            [
+                (ids[op.task_id], float(op.when), str(line))
+                for _, op, *_ in due_now
+                for line in op.lines
+            ],
+        )
+        for k, op, slot, due, following, script, options in due_now:
+            results[k] = RunCreation(
+                created=QueuedRun(
+                    task_id=op.task_id,
+                    run_id=ids[op.task_id],
+                    scheduled_for=slot,
+                    due_at=due,
+                    requested_at=0,
+                    script=script,
+                ),
+                next_due=due_time(options, following),
+                has_queue=False,
+            )
+        return results
+
+    def _complete_group(self, db: sqlite3.Connection, ops: Sequence[CompleteRun]) -> list[object]:
+        results: list[object] = [None] * len(ops)
+        rows = {
+            row[0]: row
+            for row in db.execute(
+                f"SELECT {_RUN_COLUMNS}, state FROM runs WHERE id IN ({_marks(len(ops))})",
+                [op.run_id for op in ops],
+            )
+        }
+        done: list[tuple[CompleteRun, RunStatus, tuple[Any, ...]]] = []
+        for k, op in enumerate(ops):
+            row = rows.get(op.run_id)
+            if row is None or row[1] != op.task_id or row[7] == _QUEUED:
+                results[k] = self._apply_single(db, op)  # the error the call names
+                continue
+            try:
+                status = _terminal(op.status)
+            except ValueError as exc:
+                results[k] = exc
+                continue
+            if row[7] == _FINISHED:
+                results[k] = False
+                continue
+            results[k] = True
+            done.append((op, status, row))
+        if not done:
+            return results
+        finished_at = self._clock()
+        db.executemany(
+            "INSERT INTO run_logs (run_id, at, message) VALUES (?, ?, ?)",
+            [(op.run_id, float(op.when), str(line)) for op, _, _ in done for line in op.lines],
+        )
+        db.executemany(
+            "UPDATE runs SET state = ?, finished_at = ?, status = ? WHERE id = ?",
+            [(_FINISHED, finished_at, status.value, op.run_id) for op, status, _ in done],
+        )
+        # Per task: runs finished, and the latest slot of its scheduled ones.
+        tasks: dict[str, list[Any]] = {}
+        for op, _, row in done:
+            entry = tasks.setdefault(op.task_id, [0, None])
+            entry[0] += 1
+            if not row[4]:  # a scheduled run advances latest completed
+                entry[1] = row[3] if entry[1] is None else max(entry[1], row[3])
+        db.executemany(
+            "UPDATE tasks SET finished_runs = finished_runs + ?, latest_completed = "
+            "max(latest_completed, coalesce(?, latest_completed)) WHERE id = ?",
+            [(count, slot, task_id) for task_id, (count, slot) in tasks.items()],
+        )
+        for task_id, count in db.execute(
+            f"SELECT id, finished_runs FROM tasks WHERE id IN ({_marks(len(tasks))})",
+            list(tasks),
+        ).fetchall():
+            self._retain(db, task_id, count, tasks[task_id][0])
         return results
 
     def _apply_one(self, db: sqlite3.Connection, op: StoreOp) -> object:
@@ -804,11 +959,13 @@ class SQLiteStore:
         (run,) = self._runs(db, "id = ?", (run_id,))
         return run
 
-    def _retain(self, db: sqlite3.Connection, task_id: str, count: int) -> None:
+    def _retain(self, db: sqlite3.Connection, task_id: str, count: int, added: int = 1) -> None:
         """Delete the task's oldest finished runs once a batch is over ``keep_runs``, and
         (every ``RETENTION_BATCH`` finishes) up to a batch of those older than ``keep_for``.
-        ``count`` is the task's finished runs, this one included."""
-        if self._keep_for is not None and count % RETENTION_BATCH == 0:
+        ``count`` is the task's finished runs, the ``added`` just finished included."""
+        if self._keep_for is not None and (count - added) // RETENTION_BATCH < (
+            count // RETENTION_BATCH
+        ):
             cursor = db.execute(
                 "DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE task_id = ? "
                 "AND state = ? AND finished_at < ? ORDER BY id LIMIT ?)",
@@ -962,6 +1119,32 @@ class SQLiteStore:
             self._run_row(db, task_id, run_id)
             (run,) = self._runs(db, "id = ?", (run_id,))
             return run
+
+
+#: Ops written set-wise at most (bound parameters stay well under SQLite's limit).
+_GROUP_MAX = 256
+
+
+def _group_at(ops: Sequence[StoreOp], index: int) -> Sequence[StoreOp]:
+    """The consecutive CreateRun ops of distinct tasks (or CompleteRun ops of distinct
+    runs) from ``index``, at most ``_GROUP_MAX``; else just the op at ``index``."""
+    kind = type(ops[index])
+    if kind is not CreateRun and kind is not CompleteRun:
+        return ops[index : index + 1]
+    keys: set[object] = set()
+    end = index
+    while end < len(ops) and type(ops[end]) is kind and end - index < _GROUP_MAX:
+        op = ops[end]
+        key = op.task_id if isinstance(op, CreateRun) else op.run_id  # type: ignore[attr-defined]
+        if key in keys:
+            break
+        keys.add(key)
+        end += 1
+    return ops[index:end]
+
+
+def _marks(count: int) -> str:
+    return ",".join("?" * count)
 
 
 _options_cache: dict[str, TaskOptions] = {}
