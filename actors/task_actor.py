@@ -66,7 +66,7 @@ class TaskActor(SafeActor):
 
     When ticked, or when a slot frees, it sends the store's port a
     :class:`~protocols.contracts.CreateRun` (create the next run and record its start,
-    one atomic step) for one free slot, which it holds meanwhile; on the reply it hands
+    one atomic step) for one free slot, which it holds meanwhile; on the answer it hands
     the run to that slot's RunnerActor, so nothing executes before its start is
     durable. It reports its next due time to the SchedulerActor whenever that changes,
     so only due tasks are ticked. Runs resumed on claim (from before a restart) take
@@ -139,6 +139,8 @@ class TaskActor(SafeActor):
         self._retrying: dict[int, CompleteRun] = {}
         self._retry_at: int | None = None  # when they are next sent (None: from next tick)
         self._retries = 0  # completions refused in a row
+        # A tick came while a run was being asked for: the reply reports (forced if so).
+        self._force_report = False
         # A create or start failed: nothing more is asked of the store until a tick.
         self._stalled = False
         # The ReadClaimState of a Reclaim is in flight: nothing starts until it is read.
@@ -190,8 +192,16 @@ class TaskActor(SafeActor):
         # task says it is busy, as of this tick, even if it said so before: that earlier
         # report may have been stale (sent before the clock moved), and without a fresh
         # one the task would be ticked every tick until a slot frees.
-        busy = len(self._busy) >= self._concurrency
-        self._report(force=message.queue_changed or busy)
+        force = message.queue_changed or len(self._busy) >= self._concurrency
+        if self._asking():
+            # The store's answer changes what there is to say: say it then, once.
+            self._force_report = self._force_report or force
+            return
+        self._report(force=force)
+
+    def _asking(self) -> bool:
+        """A run is being asked of the store (created or started): its reply is due."""
+        return self._creating is not None or bool(self._starting)
 
     def _advance(self, message: Tick) -> None:
         """A tick's work: the clock, the queue flag, store retries, then free slots filled."""
@@ -233,7 +243,10 @@ class TaskActor(SafeActor):
     def _on_store_reply(self, message: StoreReply) -> None:
         self._result(message.op, message.result)
         self._work()
-        self._report()
+        if self._asking():
+            return  # the next reply reports
+        force, self._force_report = self._force_report, False
+        self._report(force=force)
 
     def _on_drain(self, message: Drain) -> None:
         self._draining = True
@@ -257,7 +270,7 @@ class TaskActor(SafeActor):
             del self._busy[self._slot_of.pop(run_id)]
         for slot, run_id in self._busy.items():
             if run_id == _CREATING or run_id in self._starting:
-                continue  # recorded cancelled when the store replies
+                continue  # recorded cancelled when the store's answer comes (_execute)
             runner = self._runner(slot)
             runner.tell(Cancel(run_id))
             self._cancelled.append(runner)
@@ -327,6 +340,7 @@ class TaskActor(SafeActor):
             self._store_error(op, result)
 
     def _created(self, result: object) -> None:
+        """The store's answer to the CreateRun in flight."""
         slot, self._creating = self._creating, None
         assert slot is not None
         if isinstance(result, RunCreation):

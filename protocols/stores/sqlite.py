@@ -1122,7 +1122,7 @@ class SQLiteStore:
 
 
 #: Ops written set-wise at most (bound parameters stay well under SQLite's limit).
-_GROUP_MAX = 256
+_GROUP_MAX = 512
 
 
 def _group_at(ops: Sequence[StoreOp], index: int) -> Sequence[StoreOp]:
