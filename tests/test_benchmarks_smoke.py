@@ -89,3 +89,12 @@ def test_cli_rejects_unknown_scenario(capsys: pytest.CaptureFixture[str]) -> Non
         main(["nope", "--quick"])
     assert exc.value.code == 2
     assert "unknown scenario" in capsys.readouterr().err
+
+
+def test_burst_measures_every_run_on_both_stores() -> None:
+    """benchmarks.burst: tick-to-start percentiles on both stores (no timing checks)."""
+    from benchmarks.burst import burst
+
+    for store in ("memory", "sqlite"):
+        p50, p99 = burst(20, store)  # type: ignore[arg-type]
+        assert 0 < p50 <= p99
