@@ -201,7 +201,7 @@ class StoreActor:
     # -- the store actor's thread ----------------------------------------------------
 
     def _loop(self) -> None:
-        """Take what is queued; apply starts first, in small batches, then the rest.
+        """Take what is queued; apply starts first, then the rest, ``max_batch`` at a time.
 
         A run waits for its :class:`CreateRun` (or :class:`StartRun`) before it can
         execute, while a completion only frees a slot: so starts overtake the other ops
