@@ -494,17 +494,8 @@ class SQLiteStore:
             ],
         )
         for k, op, slot, due, following, script, options in due_now:
-            results[k] = RunCreation(
-                created=QueuedRun(
-                    task_id=op.task_id,
-                    run_id=ids[op.task_id],
-                    scheduled_for=slot,
-                    due_at=due,
-                    requested_at=0,
-                    script=script,
-                ),
-                next_due=due_time(options, following),
-                has_queue=False,
+            results[k] = _scheduled(
+                op.task_id, ids[op.task_id], slot, due, script, options, following
             )
         return results
 
@@ -870,18 +861,7 @@ class SQLiteStore:
             ).lastrowid
             assert run_id is not None
             db.execute("UPDATE tasks SET latest_created = ? WHERE id = ?", (slot, task_id))
-            created = RunCreation(
-                created=QueuedRun(
-                    task_id=task_id,
-                    run_id=run_id,
-                    scheduled_for=slot,
-                    due_at=due,
-                    requested_at=0,
-                    script=script,
-                ),
-                next_due=due_time(options, following),
-                has_queue=False,
-            )
+            created = _scheduled(task_id, run_id, slot, due, script, options, following)
         if start is not None:
             db.executemany(
                 "INSERT INTO run_logs (run_id, at, message) VALUES (?, ?, ?)",
@@ -1141,6 +1121,30 @@ def _group_at(ops: Sequence[StoreOp], index: int) -> Sequence[StoreOp]:
         keys.add(key)
         end += 1
     return ops[index:end]
+
+
+def _scheduled(
+    task_id: str,
+    run_id: int,
+    slot: int,
+    due: int,
+    script: str,
+    options: TaskOptions,
+    following: int,
+) -> RunCreation:
+    """What creating the scheduled run for ``slot`` returns (no manual run waits)."""
+    return RunCreation(
+        created=QueuedRun(
+            task_id=task_id,
+            run_id=run_id,
+            scheduled_for=slot,
+            due_at=due,
+            requested_at=0,
+            script=script,
+        ),
+        next_due=due_time(options, following),
+        has_queue=False,
+    )
 
 
 def _marks(count: int) -> str:
