@@ -210,6 +210,7 @@ def run_kills(directory: Path, kills: int, seed: int) -> dict[str, Any]:
         daemon.proc.send_signal(signal.SIGKILL)
         daemon.finish()
         generations.append(Generation(daemon.proc.pid, killed=True))
+    launched = time.time()
     daemon = Daemon(directory)
     daemon.wait_started()
     with SQLiteStore(directory / "kill9.db", writer=False) as reader:
@@ -217,9 +218,17 @@ def run_kills(directory: Path, kills: int, seed: int) -> dict[str, Any]:
         while True:  # until the backlog is drained: nothing due is left unstarted
             now = int(time.time())
             behind = [t for t in TASK_IDS if reader.next_due_run(t) < now - 1]
-            if not behind:  # every slot up to now - 2 has its run
+            # ... and every run the killed daemons left in progress has started again
+            # here (stop(grace) never starts a run still waiting to be resumed).
+            left = [
+                run.id
+                for t in TASK_IDS
+                for run in reader.currently_running(t)
+                if run.started_at is None or run.started_at < launched
+            ]
+            if not behind and not left:  # every slot up to now - 2 has its run
                 break
-            assert time.monotonic() < deadline, f"{behind} never caught up"
+            assert time.monotonic() < deadline, f"{behind} never caught up, {left} not resumed"
             time.sleep(0.2)
     end = now - 2  # the window: every slot up to here must have its run
     daemon.proc.send_signal(signal.SIGTERM)
