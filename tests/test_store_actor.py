@@ -71,30 +71,44 @@ def _requester(runtime: Runtime) -> tuple[ActorRef[Any], list[StoreReply]]:
     return runtime.spawn(_Inbox, got), got
 
 
-def test_ops_queued_while_a_batch_commits_go_in_one_transaction(runtime: Runtime) -> None:
-    """Group commit: ops sent while the store is busy are applied together, one commit."""
+@attrs.define
+class _Gated:
+    """A store actor on a _GatedStore (task t1 every second), and a requester's replies."""
+
+    store: _GatedStore
+    actor: StoreActor
+    ref: ActorRef[Any]
+    got: list[StoreReply]
+
+
+@pytest.fixture
+def gated(runtime: Runtime) -> Iterator[_Gated]:
     store = _GatedStore()
     store.add_task(make_task("t1", every=1), latest_completed=0)
     actor = StoreActor(store, runtime)
     ref, got = _requester(runtime)
-    try:
-        store.gate.clear()
-        assert actor.call(ReadNextDue("t1"), ref) is PENDING
-        assert store.entered.wait(SETTLE)  # the first batch is being applied
-        for i in range(50):
-            actor.call(CreateRun("t1", 1_000, 1.0, (f"run {i}",)), ref)
-        store.gate.set()
-        assert runtime.settle(SETTLE)
-        assert store.batches == [1, 50]
-        assert (actor.batches, actor.ops) == (2, 51)
-        assert [type(reply.op) for reply in got] == [ReadNextDue] + [CreateRun] * 50
-        slots = [
-            r.result.created.scheduled_for for r in got[1:] if isinstance(r.result, RunCreation)
-        ]
-        assert slots == list(range(1, 51))  # applied in the order sent
-    finally:
-        store.gate.set()
-        actor.close(SETTLE)
+    yield _Gated(store, actor, ref, got)
+    store.gate.set()
+    actor.close(SETTLE)
+
+
+def test_ops_queued_while_a_batch_commits_go_in_one_transaction(
+    gated: _Gated, runtime: Runtime
+) -> None:
+    """Group commit: ops sent while the store is busy are applied together, one commit."""
+    store, actor, ref, got = gated.store, gated.actor, gated.ref, gated.got
+    store.gate.clear()
+    assert actor.call(ReadNextDue("t1"), ref) is PENDING
+    assert store.entered.wait(SETTLE)  # the first batch is being applied
+    for i in range(50):
+        actor.call(CreateRun("t1", 1_000, 1.0, (f"run {i}",)), ref)
+    store.gate.set()
+    assert runtime.settle(SETTLE)
+    assert store.batches == [1, 50]
+    assert (actor.batches, actor.ops) == (2, 51)
+    assert [type(reply.op) for reply in got] == [ReadNextDue] + [CreateRun] * 50
+    slots = [r.result.created.scheduled_for for r in got[1:] if isinstance(r.result, RunCreation)]
+    assert slots == list(range(1, 51))  # applied in the order sent
 
 
 def test_starts_overtake_other_ops_and_each_kind_keeps_its_order(runtime: Runtime) -> None:
@@ -132,45 +146,32 @@ def test_starts_overtake_other_ops_and_each_kind_keeps_its_order(runtime: Runtim
         actor.close(SETTLE)
 
 
-def test_settle_waits_for_ops_still_queued(runtime: Runtime) -> None:
+def test_settle_waits_for_ops_still_queued(gated: _Gated, runtime: Runtime) -> None:
     """Ops queued at the store actor keep the runtime busy until their replies are handled."""
-    store = _GatedStore()
-    store.add_task(make_task("t1", every=1), latest_completed=0)
-    actor = StoreActor(store, runtime)
-    ref, got = _requester(runtime)
-    try:
-        store.gate.clear()
-        actor.call(ReadNextDue("t1"), ref)
-        assert store.entered.wait(SETTLE)
-        assert not runtime.settle(0.05)  # waiting, bounded: the op is not replied yet
-        store.gate.set()
-        assert runtime.settle(SETTLE)
-        assert [reply.result for reply in got] == [1]
-    finally:
-        store.gate.set()
-        actor.close(SETTLE)
+    store, actor, ref, got = gated.store, gated.actor, gated.ref, gated.got
+    store.gate.clear()
+    actor.call(ReadNextDue("t1"), ref)
+    assert store.entered.wait(SETTLE)
+    assert not runtime.settle(0.05)  # waiting, bounded: the op is not replied yet
+    store.gate.set()
+    assert runtime.settle(SETTLE)
+    assert [reply.result for reply in got] == [1]
 
 
 def test_a_failed_commit_fails_every_op_of_its_batch_and_the_next_batch_works(
-    runtime: Runtime,
+    gated: _Gated, runtime: Runtime
 ) -> None:
     """A batch whose transaction fails answers each op with that error; nothing is lost after."""
-    store = _GatedStore()
-    store.add_task(make_task("t1", every=1), latest_completed=0)
-    actor = StoreActor(store, runtime)
-    ref, got = _requester(runtime)
-    try:
-        boom = StoreError("db", "store error: apply on db failed: disk I/O error")
-        store.fail_next = boom
-        actor.call(CreateRun("t1", 1_000, 1.0, ()), ref)
-        assert runtime.settle(SETTLE)
-        actor.call(CreateRun("t1", 1_000, 1.0, ()), ref)
-        assert runtime.settle(SETTLE)
-        assert got[0].result is boom
-        assert isinstance(got[1].result, RunCreation)
-        assert got[1].result.created.scheduled_for == 1  # the failed create changed nothing
-    finally:
-        actor.close(SETTLE)
+    store, actor, ref, got = gated.store, gated.actor, gated.ref, gated.got
+    boom = StoreError("db", "store error: apply on db failed: disk I/O error")
+    store.fail_next = boom
+    actor.call(CreateRun("t1", 1_000, 1.0, ()), ref)
+    assert runtime.settle(SETTLE)
+    actor.call(CreateRun("t1", 1_000, 1.0, ()), ref)
+    assert runtime.settle(SETTLE)
+    assert got[0].result is boom
+    assert isinstance(got[1].result, RunCreation)
+    assert got[1].result.created.scheduled_for == 1  # the failed create changed nothing
 
 
 def test_a_store_answering_the_wrong_number_of_results_fails_each_op(runtime: Runtime) -> None:
@@ -213,23 +214,18 @@ def test_close_applies_what_is_queued_then_refuses(runtime: Runtime) -> None:
     assert actor.sync(0.1)
 
 
-def test_sync_returns_once_every_op_before_it_is_replied_to(runtime: Runtime) -> None:
+def test_sync_returns_once_every_op_before_it_is_replied_to(
+    gated: _Gated, runtime: Runtime
+) -> None:
     """sync(): a barrier behind the ops called so far."""
-    store = _GatedStore()
-    store.add_task(make_task("t1", every=1), latest_completed=0)
-    actor = StoreActor(store, runtime)
-    ref, got = _requester(runtime)
-    try:
-        store.gate.clear()
-        actor.call(ReadNextDue("t1"), ref)
-        assert not actor.sync(0.05)
-        store.gate.set()
-        assert actor.sync(SETTLE)
-        assert runtime.settle(SETTLE)
-        assert len(got) == 1
-    finally:
-        store.gate.set()
-        actor.close(SETTLE)
+    store, actor, ref, got = gated.store, gated.actor, gated.ref, gated.got
+    store.gate.clear()
+    actor.call(ReadNextDue("t1"), ref)
+    assert not actor.sync(0.05)
+    store.gate.set()
+    assert actor.sync(SETTLE)
+    assert runtime.settle(SETTLE)
+    assert len(got) == 1
 
 
 def test_the_inline_port_answers_at_once_and_never_raises() -> None:
@@ -289,12 +285,12 @@ def test_the_pool_answers_while_the_store_waits_on_a_lock(db: SQLiteStore) -> No
     """While another connection holds the database's write lock, the store actor waits
     (and fails after busy_timeout), but the actors on the pool answer at once."""
     db.close()
-    store = SQLiteStore(db.path, clock=lambda: 1_000.0, busy_timeout=5.0)
+    store = SQLiteStore(db.path, clock=lambda: 1_000.0, busy_timeout=10.0)
     try:
         store.add_task(make_task("t1", every=1), latest_completed=0)
         executor = ManualExecutor()
         with Scheduler(
-            store, executor, now=0, registry=CollectorRegistry(), call_timeout=1.0
+            store, executor, now=0, registry=CollectorRegistry(), call_timeout=3.0
         ) as scheduler:
             scheduler.claim_task(store.get_task("t1"))
             locker = sqlite3.connect(store.path, isolation_level=None)
