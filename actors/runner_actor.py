@@ -43,7 +43,6 @@ class RunnerActor(SafeActor):
         self,
         *,
         task_ref: ActorRef[Any],
-        slot: int,
         port: StorePort,
         executor: Executor,
         metrics: TaskMetrics,
@@ -52,7 +51,6 @@ class RunnerActor(SafeActor):
     ) -> None:
         super().__init__()
         self._task_ref = task_ref
-        self._slot = slot
         self._port = port
         self._executor = executor
         self._metrics = metrics
@@ -177,8 +175,9 @@ class RunnerActor(SafeActor):
         error: BaseException | None,
     ) -> None:
         """Record the outcome; whatever fails on the way, the completion is sent."""
-        now = self._clock()
+        now = self._started
         try:
+            now = self._clock()
             self._count(self._metrics.finish_run, status is RunStatus.SUCCESS, now - self._started)
             if error is not None:
                 self._metrics.scheduler.error(error_type(error))

@@ -363,7 +363,7 @@ class TaskActor(SafeActor):
         if isinstance(op, CompleteRun):
             self._completed(op, result)
         elif isinstance(op, CreateRun):
-            self._created(result)
+            self._created(op, result)
         elif isinstance(op, StartRun):
             self._started(op, result)
         elif isinstance(op, ReadClaimState):
@@ -382,7 +382,7 @@ class TaskActor(SafeActor):
         elif isinstance(result, Exception):  # FinishRun
             self._store_error(op, result)
 
-    def _created(self, result: object) -> None:
+    def _created(self, op: CreateRun, result: object) -> None:
         """The store's answer to the CreateRun in flight."""
         slot, self._creating = self._creating, None
         assert slot is not None
@@ -401,7 +401,7 @@ class TaskActor(SafeActor):
             self._has_queue = False
         else:
             self._stalled = True
-            self._store_error(CreateRun, result)
+            self._store_error(op, result)
 
     def _started(self, op: StartRun, result: object) -> None:
         run = self._starting.pop(op.run_id)
@@ -434,21 +434,18 @@ class TaskActor(SafeActor):
             if isinstance(result, Exception):  # an abandoned run's completion
                 self._store_error(op, result)
             return
-        if isinstance(result, Exception) and not isinstance(
-            result, (RunNotFound, TaskNotFound, ValueError)
-        ):
+        if not isinstance(result, Exception):
+            self._retries = 0
+        elif isinstance(result, ValueError):  # a status that is not terminal: our bug
+            self._svc.metrics.error(INTERNAL_ERROR)
+        else:
             self._store_error(op, result)
-            if not self._released:
+            # Not in progress, or the task is gone: nothing to retry. Released: given up.
+            if not isinstance(result, (RunNotFound, TaskNotFound)) and not self._released:
                 self._retries += 1
                 self._retry_at = None  # set by the next tick
                 self._retrying[run_id] = op
                 return
-        elif isinstance(result, ValueError):
-            self._svc.metrics.error(INTERNAL_ERROR)
-        elif isinstance(result, Exception):  # not in progress, or the task is gone
-            self._store_error(op, result)
-        else:
-            self._retries = 0
         self._free_slot(slot, run_id)
 
     def _free_slot(self, slot: int, run_id: int) -> None:
@@ -626,15 +623,19 @@ class TaskActor(SafeActor):
         log_safely(self._log, self._errors, "warning", "task_not_found_releasing")
         self._scheduler.tell(Gone(self._task.id, self._epoch))
 
-    def _store_error(self, op: StoreOp | type[StoreOp], result: object) -> None:
+    def _store_error(self, op: StoreOp, result: object) -> None:
         """Count and log a failed store op (a task gone from the store: released)."""
         if isinstance(result, TaskNotFound):
             self._vanished()
             return
         self._svc.metrics.error(STORE_ERROR)
-        name = op.__name__ if isinstance(op, type) else type(op).__name__
         log_safely(
-            self._log, self._errors, "warning", "store_call_failed", call=name, error=str(result)
+            self._log,
+            self._errors,
+            "warning",
+            "store_call_failed",
+            call=type(op).__name__,
+            error=str(result),
         )
 
     @property
@@ -684,7 +685,6 @@ class TaskActor(SafeActor):
             runner = svc.runtime.spawn(
                 self.runner_class,
                 task_ref=self.actor_ref,
-                slot=slot,
                 port=svc.port,
                 executor=svc.executor,
                 metrics=self._metrics,
